@@ -1,0 +1,5 @@
+//! The `zk` binary: parse argv, run one subcommand, map the result to an exit code.
+
+fn main() {
+    std::process::exit(zk::cmd::main());
+}
