@@ -1,1 +1,464 @@
-//! placeholder
+//! The mio event loop: the client listener, connections, timers and signals. The only module
+//! with sockets and the real clock. It splits each connection's byte stream into frames
+//! (checking the length before allocating), recognises four-letter words on fresh
+//! connections, hands frames to the pure `Server`, and writes what the server queues — all
+//! of a connection's pending replies in one write per loop turn. Corresponds to Apache's
+//! NIOServerCnxnFactory and NIOServerCnxn.
+//!
+//! Bounds: a frame larger than jute.maxbuffer closes its connection; a connection whose
+//! unsent output passes `OUTPUT_BYTES_MAX` is not read from until it drains, so a client
+//! that pipelines requests without reading replies holds a bounded number of them.
+
+use crate::config::Config;
+use crate::proto::frame::{self, FrameCheck};
+use crate::server::fourlw::{self, Env};
+use crate::server::{ConnId, Now, Output, Server};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const FIRST_CONN: u64 = 2;
+/// Unsent reply bytes above which a connection is not read from until it drains.
+pub const OUTPUT_BYTES_MAX: usize = 4 << 20;
+/// How much is read from one socket per readiness event before others get a turn.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+/// The loop wakes at least this often to expire sessions and run container checks.
+const WAKE_INTERVAL: Duration = Duration::from_millis(50);
+
+struct ConnIo {
+    stream: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    output_pos: usize,
+    /// The handshake (or a four-letter word) has been seen.
+    started: bool,
+    /// Close once the output has drained.
+    closing: bool,
+    writable_interest: bool,
+}
+
+/// Runs a standalone server until SIGTERM or SIGINT. Returns once sockets are closed.
+pub struct Runtime {
+    poll: Poll,
+    listener: TcpListener,
+    conns: HashMap<ConnId, ConnIo>,
+    next_id: u64,
+    server: Server,
+    start: Instant,
+    env: Env,
+    frame_bytes_max: usize,
+    signals: signal_hook_mio::v1_0::Signals,
+    pub local_addr: SocketAddr,
+}
+
+fn now(start: Instant) -> Now {
+    Now {
+        wall_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        mono_ms: start.elapsed().as_millis() as u64,
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut s);
+    }
+    // Fall back to time and pid if /dev/urandom is unreadable: weak, but never all-zero.
+    if s == [0u8; 32] {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(1);
+        s[..16].copy_from_slice(&t.to_le_bytes());
+        s[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    s
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_dir() {
+                    total += dir_size(&e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
+}
+
+fn fd_counts() -> (u64, u64) {
+    let open = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0);
+    (open, max)
+}
+
+impl Runtime {
+    /// Binds the client port and prepares the loop.
+    pub fn bind(cfg: Config) -> io::Result<Runtime> {
+        let ip = cfg
+            .client_port_address
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let port = cfg
+            .client_port
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "clientPort is not set"))?;
+        let addr = SocketAddr::new(ip, port);
+        let mut listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
+        let local_addr = listener.local_addr()?;
+        log::info!("binding to port {local_addr}");
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let start = Instant::now();
+        let data_dir = std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone());
+        let log_dir = std::fs::canonicalize(&cfg.data_log_dir).unwrap_or(cfg.data_log_dir.clone());
+        let env = Env {
+            data_dir: data_dir.join("version-2").display().to_string(),
+            log_dir: log_dir.join("version-2").display().to_string(),
+            host_name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            client_port: local_addr.port(),
+            ..Default::default()
+        };
+        let frame_bytes_max = cfg.jute_maxbuffer;
+        let server = Server::new(cfg, now(start), random_secret());
+        Ok(Runtime {
+            poll,
+            listener,
+            conns: HashMap::new(),
+            next_id: FIRST_CONN,
+            server,
+            start,
+            env,
+            frame_bytes_max,
+            signals,
+            local_addr,
+        })
+    }
+
+    /// Serves until a termination signal arrives.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            match self.poll.poll(&mut events, Some(WAKE_INTERVAL)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut stop = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept()?,
+                    SIGNALS => {
+                        for sig in self.signals.pending() {
+                            log::info!("received signal {sig}, shutting down");
+                            stop = true;
+                        }
+                    }
+                    Token(t) => {
+                        let id = t as ConnId;
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(id);
+                        }
+                        if ev.is_writable() {
+                            self.flush(id);
+                        }
+                    }
+                }
+            }
+            let n = now(self.start);
+            self.server.tick(n);
+            self.route_output();
+            // Connections held back by backpressure get another look once they drained.
+            let waiting: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    !c.input.is_empty() && c.output.len() - c.output_pos < OUTPUT_BYTES_MAX
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in waiting {
+                self.process_input(id);
+            }
+            self.route_output();
+            if stop {
+                break;
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.flush(id);
+            self.drop_conn(id);
+        }
+        log::info!("shutdown complete");
+    }
+
+    fn accept(&mut self) -> io::Result<()> {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    if !self.server.open_conn(id, addr, now(self.start)) {
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(id as usize),
+                        Interest::READABLE,
+                    ) {
+                        log::warn!("cannot register connection from {addr}: {e}");
+                        self.server.close_conn(id);
+                        continue;
+                    }
+                    log::debug!("accepted connection {id} from {addr}");
+                    self.conns.insert(
+                        id,
+                        ConnIo {
+                            stream,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            output_pos: 0,
+                            started: false,
+                            closing: false,
+                            writable_interest: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server.
+                    log::warn!("accept failed: {e}");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        let mut eof = false;
+        let limit = self.frame_bytes_max + 4 + READ_CHUNK_BYTES;
+        let mut buf = [0u8; 16 << 10];
+        while c.input.len() < limit {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("connection {id}: read error: {e}");
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        self.process_input(id);
+        if eof {
+            self.route_output();
+            self.drop_conn(id);
+        }
+    }
+
+    /// Hands every whole frame in the input buffer to the server, unless the connection's
+    /// output is backed up.
+    fn process_input(&mut self, id: ConnId) {
+        let mut consumed = 0;
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if c.closing || c.output.len() - c.output_pos >= OUTPUT_BYTES_MAX {
+                break;
+            }
+            let buf = &c.input[consumed..];
+            if !c.started && buf.len() >= 4 {
+                if let Some(word) = fourlw::word_of(&buf[..4]) {
+                    c.started = true;
+                    c.closing = true;
+                    consumed += 4;
+                    self.four_letter(id, word);
+                    break;
+                }
+            }
+            match frame::check(buf, self.frame_bytes_max) {
+                FrameCheck::Incomplete => break,
+                FrameCheck::TooLarge(len) => {
+                    log::warn!("closing connection {id}: Len error {len}");
+                    c.closing = true;
+                    break;
+                }
+                FrameCheck::Complete { len } => {
+                    let started = c.started;
+                    c.started = true;
+                    let payload = c.input[consumed + 4..consumed + 4 + len].to_vec();
+                    consumed += 4 + len;
+                    let n = now(self.start);
+                    if started {
+                        self.server.request(id, &payload, n);
+                    } else {
+                        self.server.connect(id, &payload, n);
+                    }
+                    self.route_output();
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.input.drain(..consumed);
+            if c.closing {
+                let _ = &c;
+                self.flush(id);
+            }
+        }
+    }
+
+    fn four_letter(&mut self, id: ConnId, word: &str) {
+        let (open, max) = fd_counts();
+        self.env.open_fds = open;
+        self.env.max_fds = max;
+        self.env.now_wall_ms = now(self.start).wall_ms;
+        if matches!(word, "dirs" | "conf") {
+            self.env.data_dir_size = dir_size(&self.server.cfg.data_dir);
+            self.env.log_dir_size = dir_size(&self.server.cfg.data_log_dir);
+        }
+        let text = self.server.four_letter(word, &self.env);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.output.extend_from_slice(text.as_bytes());
+            c.closing = true;
+        }
+        self.flush(id);
+    }
+
+    /// Moves what the server queued into connection buffers and writes them.
+    fn route_output(&mut self) {
+        let outs: Vec<Output> = self.server.drain_output().collect();
+        let mut touched = Vec::new();
+        for o in outs {
+            match o {
+                Output::Send(id, frame) => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.output.extend_from_slice(&frame);
+                        touched.push(id);
+                    }
+                }
+                Output::Close(id) => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.closing = true;
+                        touched.push(id);
+                    }
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            self.flush(id);
+        }
+    }
+
+    /// Writes as much pending output as the socket takes; closes a closing connection once
+    /// its output is gone.
+    fn flush(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut failed = false;
+        while c.output_pos < c.output.len() {
+            match c.stream.write(&c.output[c.output_pos..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => c.output_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("connection {id}: write error: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if c.output_pos == c.output.len() {
+            c.output.clear();
+            c.output_pos = 0;
+        } else if c.output_pos > (1 << 20) {
+            c.output.drain(..c.output_pos);
+            c.output_pos = 0;
+        }
+        let pending = c.output_pos < c.output.len();
+        if failed || (c.closing && !pending) {
+            self.drop_conn(id);
+            return;
+        }
+        if pending != c.writable_interest {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, Token(id as usize), interest)
+                .is_ok()
+            {
+                c.writable_interest = pending;
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, id: ConnId) {
+        if let Some(mut c) = self.conns.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.server.close_conn(id);
+    }
+}

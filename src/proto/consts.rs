@@ -204,9 +204,7 @@ impl Code {
             NoWatcher => "No such watcher",
             RequestTimeout => "RequestTimeout",
             ReconfigDisabled => "Reconfig is disabled",
-            SessionClosedRequireSaslAuth => {
-                "Session closed because client failed to authenticate"
-            }
+            SessionClosedRequireSaslAuth => "Session closed because client failed to authenticate",
             QuotaExceeded => "Quota has exceeded",
             ThrottledOp => "Op throttled due to high load",
         }
@@ -290,7 +288,10 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_sequential(self) -> bool {

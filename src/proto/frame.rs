@@ -41,6 +41,9 @@ mod tests {
             FrameCheck::Complete { len: 2 }
         );
         assert_eq!(check(&[0, 0, 0, 11], 10), FrameCheck::TooLarge(11));
-        assert_eq!(check(&[0xff, 0xff, 0xff, 0xff], 10), FrameCheck::TooLarge(-1));
+        assert_eq!(
+            check(&[0xff, 0xff, 0xff, 0xff], 10),
+            FrameCheck::TooLarge(-1)
+        );
     }
 }

@@ -85,7 +85,9 @@ impl Acl {
     }
 
     pub fn write(&self, w: &mut Writer) {
-        w.i32(self.perms).string(&self.id.scheme).string(&self.id.id);
+        w.i32(self.perms)
+            .string(&self.id.scheme)
+            .string(&self.id.id);
     }
 
     pub fn read(r: &mut Reader) -> DResult<Acl> {
@@ -300,9 +302,19 @@ impl CreateRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// One op inside a `multiRead` (op 22).
@@ -316,28 +328,77 @@ pub enum ReadOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Option<Vec<Acl>>, version: i32 },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    Sync { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Option<Vec<Acl>>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<MultiOp>),
     MultiRead(Vec<ReadOp>),
     Reconfig,
-    CheckWatches { path: String, watcher_type: i32 },
-    RemoveWatches { path: String, watcher_type: i32 },
-    DeleteContainer { path: String },
-    Auth { auth_type: i32, scheme: String, auth: Vec<u8> },
+    CheckWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    RemoveWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    DeleteContainer {
+        path: String,
+    },
+    Auth {
+        auth_type: i32,
+        scheme: String,
+        auth: Vec<u8>,
+    },
     SetWatches(SetWatches),
-    Sasl { token: Vec<u8> },
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    Sasl {
+        token: Vec<u8>,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     WhoAmI,
     CloseSession,
 }
