@@ -52,7 +52,6 @@ const KEYS_UNSUPPORTED: &[&str] = &[
     "quorum.auth.enableSasl",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "multiAddress.enabled",
     "oraclePath",
 ];
 
@@ -602,7 +601,8 @@ pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
                 );
             }
             key => {
-                if KEYS_UNSUPPORTED.contains(&key) {
+                // A feature switched off explicitly needs no warning.
+                if KEYS_UNSUPPORTED.contains(&key) && !value.eq_ignore_ascii_case("false") {
                     log::warn!(
                         "{}{key} is not supported by this server and is ignored",
                         r.at(p)
@@ -1169,4 +1169,955 @@ fn unescape(s: &str) -> Result<String, String> {
         return Err("\\u escape with an unpaired UTF-16 surrogate".to_owned());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Parses text as if it came from `zoo.cfg`, so errors start with `zoo.cfg:`.
+    fn cfg(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Some(Path::new("zoo.cfg")))
+    }
+
+    /// The error message for a config that must fail.
+    fn err(text: &str) -> String {
+        cfg(text)
+            .expect_err("the config should be refused")
+            .to_string()
+    }
+
+    /// A fresh directory under the system temp dir, unique to this test.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("zk-config-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const ZOO_SAMPLE: &str = "\
+# The number of milliseconds of each tick
+tickTime=2000
+# The number of ticks that the initial 
+# synchronization phase can take
+initLimit=10
+# The number of ticks that can pass between 
+# sending a request and getting an acknowledgement
+syncLimit=5
+# the directory where the snapshot is stored.
+# do not use /tmp for storage, /tmp here is just 
+# example sakes.
+dataDir=/tmp/zookeeper
+# the port at which the clients will connect
+clientPort=2181
+# the maximum number of client connections.
+# increase this if you need to handle more clients
+#maxClientCnxns=60
+#
+# Be sure to read the maintenance section of the 
+# administrator guide before turning on autopurge.
+#
+# https://zookeeper.apache.org/doc/current/zookeeperAdmin.html#sc_maintenance
+#
+# The number of snapshots to retain in dataDir
+#autopurge.snapRetainCount=3
+# Purge task interval in hours
+# Set to \"0\" to disable auto purge feature
+#autopurge.purgeInterval=1
+
+## Metrics Providers
+#
+# https://prometheus.io Metrics Exporter
+#metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+#metricsProvider.httpHost=0.0.0.0
+#metricsProvider.httpPort=7000
+#metricsProvider.exportJvmInfo=true
+";
+
+    #[test]
+    fn zoo_sample_cfg() {
+        let c = cfg(ZOO_SAMPLE).unwrap();
+        assert_eq!(c.tick_time_ms, 2000);
+        assert_eq!(c.init_limit, Some(10));
+        assert_eq!(c.sync_limit, Some(5));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/zookeeper"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/zookeeper"));
+        assert!(!c.data_log_dir_explicit);
+        assert_eq!(c.client_port, Some(2181));
+        assert_eq!(c.client_port_address, None);
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.session_timeout_ms_min, 4000);
+        assert_eq!(c.session_timeout_ms_max, 40000);
+        assert_eq!(c.four_letter_words, vec!["srvr"]);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert_eq!(c.autopurge_purge_interval_hours, 1);
+        assert_eq!(c.metrics_http_port, None);
+        assert!(c.servers.is_empty());
+        assert!(c.unknown_keys.is_empty());
+        assert!(!c.is_distributed());
+        assert_eq!(c.source, Some(PathBuf::from("zoo.cfg")));
+    }
+
+    #[test]
+    fn file_defaults_differ_from_zero_config_defaults() {
+        let c = cfg("dataDir=/var/lib/zk\n").unwrap();
+        // Apache's code default, not the sample file's 2000.
+        assert_eq!(c.tick_time_ms, 3000);
+        assert_eq!(c.session_timeout_ms_min, 6000);
+        assert_eq!(c.session_timeout_ms_max, 60000);
+        assert_eq!(c.client_port, None);
+        assert_eq!(c.init_limit, None);
+        let d = Config::default();
+        let expected = Config {
+            tick_time_ms: 3000,
+            session_timeout_ms_min: 6000,
+            session_timeout_ms_max: 60000,
+            client_port: None,
+            data_dir: PathBuf::from("/var/lib/zk"),
+            data_log_dir: PathBuf::from("/var/lib/zk"),
+            source: Some(PathBuf::from("zoo.cfg")),
+            ..d
+        };
+        assert_eq!(c, expected);
+    }
+
+    #[test]
+    fn every_key() {
+        let c = cfg("\
+tickTime=100
+initLimit=7
+syncLimit=3
+dataDir=/d
+dataLogDir=/l
+clientPort=12181
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+maxCnxns=500
+minSessionTimeout=300
+maxSessionTimeout=90000
+4lw.commands.whitelist= stat , RUOK,,mntr
+jute.maxbuffer=4194304
+extendedTypesEnabled=TRUE
+superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=
+skipACL=yes
+enforceQuota=true
+reconfigEnabled=false
+standaloneEnabled=true
+globalOutstandingLimit=5000
+snapCount=1000
+preAllocSize=1024
+autopurge.snapRetainCount=5
+autopurge.purgeInterval=0
+forceSync=no
+znode.container.checkIntervalMs=1000
+znode.container.maxPerMinute=100
+znode.container.maxNeverUsedIntervalMs=3600000
+metricsProvider.httpPort=7001
+electionAlg=3
+peerType=Observer
+syncEnabled=false
+admin.enableServer=false
+admin.serverPort=8080
+")
+        .unwrap();
+        assert_eq!(c.tick_time_ms, 100);
+        assert_eq!(c.init_limit, Some(7));
+        assert_eq!(c.sync_limit, Some(3));
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/l"));
+        assert!(c.data_log_dir_explicit);
+        assert_eq!(c.client_port, Some(12181));
+        assert_eq!(c.client_port_address, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(c.max_client_cnxns, 0);
+        assert_eq!(c.max_cnxns, 500);
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (300, 90000)
+        );
+        assert!(c.session_timeout_ms_min_explicit && c.session_timeout_ms_max_explicit);
+        assert_eq!(c.four_letter_words, vec!["stat", "ruok", "mntr", "srvr"]);
+        assert!(c.four_letter_word_allowed("ruok"));
+        assert!(!c.four_letter_word_allowed("dump"));
+        assert_eq!(c.jute_maxbuffer, 4194304);
+        assert!(c.extended_types_enabled);
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        assert!(c.skip_acl);
+        assert!(c.enforce_quota);
+        assert!(!c.reconfig_enabled);
+        assert!(c.standalone_enabled);
+        assert_eq!(c.global_outstanding_limit, 5000);
+        assert_eq!(c.snap_count, 1000);
+        assert_eq!(c.pre_alloc_size_kb, 1024);
+        assert_eq!(c.autopurge_snap_retain_count, 5);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert!(!c.force_sync);
+        assert_eq!(c.container_check_interval_ms, 1000);
+        assert_eq!(c.container_max_per_minute, 100);
+        assert_eq!(c.container_max_never_used_interval_ms, 3_600_000);
+        assert_eq!(c.metrics_http_port, Some(7001));
+        assert_eq!(c.peer_type, LearnerType::Observer);
+        assert!(!c.sync_enabled);
+        // admin.* is accepted and ignored, not kept.
+        assert!(c.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn key_aliases() {
+        let c = cfg("\
+dataDir=/d
+zookeeper.jute.maxbuffer=1000
+zookeeper.extendedTypesEnabled=true
+zookeeper.enforceQuota=true
+zookeeper.DigestAuthenticationProvider.superDigest=admin:D/InIHSb7yEEbrWz8b9l71RjZJU=
+")
+        .unwrap();
+        assert_eq!(c.jute_maxbuffer, 1000);
+        assert!(c.extended_types_enabled);
+        assert!(c.enforce_quota);
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("admin:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        let c = cfg(
+            "dataDir=/d\nDigestAuthenticationProvider.superDigest=u:D/InIHSb7yEEbrWz8b9l71RjZJU=\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("u:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+    }
+
+    #[test]
+    fn booleans_as_java_reads_them() {
+        // Boolean.parseBoolean: only "true", in any case, is true.
+        for (text, expected) in [
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("false", false),
+            ("yes", false),
+            ("1", false),
+            ("", false),
+        ] {
+            let c = cfg(&format!(
+                "dataDir=/d\nextendedTypesEnabled={text}\nenforceQuota={text}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.extended_types_enabled, expected, "{text}");
+            assert_eq!(c.enforce_quota, expected, "{text}");
+        }
+        // QuorumPeerConfig.parseBoolean is strict.
+        for key in ["standaloneEnabled", "reconfigEnabled", "syncEnabled"] {
+            assert!(cfg(&format!("dataDir=/d\n{key}=TRUE\n")).is_ok(), "{key}");
+            assert_eq!(
+                err(&format!("dataDir=/d\n{key}=yes\n")),
+                format!("zoo.cfg:2: {key}: \"yes\" is not true or false")
+            );
+        }
+        // skipACL and forceSync are yes/no.
+        assert!(!cfg("dataDir=/d\nskipACL=no\n").unwrap().skip_acl);
+        assert!(cfg("dataDir=/d\nforceSync=yes\n").unwrap().force_sync);
+        assert_eq!(
+            err("dataDir=/d\nskipACL=true\n"),
+            "zoo.cfg:2: skipACL: \"true\" is not yes or no"
+        );
+        assert_eq!(
+            err("dataDir=/d\nforceSync=false\n"),
+            "zoo.cfg:2: forceSync: \"false\" is not yes or no"
+        );
+    }
+
+    #[test]
+    fn three_node_cluster() {
+        let text = "\
+tickTime=2000
+dataDir=/var/lib/zookeeper
+clientPort=2181
+initLimit=5
+syncLimit=2
+server.1=node-1:2888:3888
+server.2=node-2:2888:3888
+server.3=node-3:2888:3888
+";
+        let c = cfg(text).unwrap();
+        assert!(c.is_distributed());
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(
+            c.servers[0],
+            ServerEntry {
+                sid: 1,
+                host: "node-1".to_owned(),
+                quorum_port: 2888,
+                election_port: 3888,
+                observer: false,
+                client_addr: None,
+            }
+        );
+        assert_eq!(
+            c.servers.iter().map(|s| s.sid).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(c.server(3).unwrap().host, "node-3");
+        assert!(c.server(4).is_none());
+        assert_eq!(c.voting_members().count(), 3);
+    }
+
+    #[test]
+    fn client_port_suffix_and_observer() {
+        let c = cfg("\
+dataDir=/d
+initLimit=5
+syncLimit=2
+server.1=10.0.0.1:2888:3888;2181
+server.2=10.0.0.2:2888:3888:participant;10.0.0.2:2182
+server.3=10.0.0.3:2888:3888:participant
+server.4=[::1]:2888:3888:OBSERVER;[::1]:2183
+")
+        .unwrap();
+        assert_eq!(c.servers[0].client_addr, Some(("0.0.0.0".to_owned(), 2181)));
+        assert!(!c.servers[0].observer);
+        assert_eq!(
+            c.servers[1].client_addr,
+            Some(("10.0.0.2".to_owned(), 2182))
+        );
+        assert!(!c.servers[2].observer);
+        assert_eq!(c.servers[3].host, "::1");
+        assert!(c.servers[3].observer);
+        assert_eq!(c.servers[3].client_addr, Some(("::1".to_owned(), 2183)));
+        assert_eq!(c.voting_members().count(), 3);
+        assert!(c.is_distributed());
+        // As with Java's split, a trailing ';' or ':' is dropped.
+        let c = cfg("dataDir=/d\nserver.1=h:1:2;\n").unwrap();
+        assert_eq!(c.servers[0].client_addr, None);
+        let c = cfg("dataDir=/d\nserver.1=h:1:2:\n").unwrap();
+        assert_eq!(
+            (c.servers[0].quorum_port, c.servers[0].election_port),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn is_distributed_rules() {
+        let base = "dataDir=/d\ninitLimit=5\nsyncLimit=2\n";
+        // No server list: standalone.
+        assert!(!cfg(base).unwrap().is_distributed());
+        // One participant: Apache ignores the line and runs standalone.
+        assert!(!cfg(&format!("{base}server.1=a:1:2\n"))
+            .unwrap()
+            .is_distributed());
+        // ...unless standaloneEnabled=false.
+        assert!(
+            cfg(&format!("{base}standaloneEnabled=false\nserver.1=a:1:2\n"))
+                .unwrap()
+                .is_distributed()
+        );
+        // Two participants and an observer.
+        assert!(cfg(&format!(
+            "{base}server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2:observer\n"
+        ))
+        .unwrap()
+        .is_distributed());
+        // One participant plus observers is refused, as in Apache.
+        assert_eq!(
+            err(&format!("{base}server.1=a:1:2\nserver.2=b:1:2:observer\n")),
+            "zoo.cfg: server.N: observers without a quorum is an invalid configuration \
+             (one participant and standaloneEnabled=true)"
+        );
+        assert_eq!(
+            err(&format!("{base}server.2=b:1:2:observer\n")),
+            "zoo.cfg: server.N: observers without participants is an invalid configuration"
+        );
+        assert_eq!(
+            err("dataDir=/d\nstandaloneEnabled=false\n"),
+            "zoo.cfg: standaloneEnabled is false but no server.N line names a participant"
+        );
+    }
+
+    #[test]
+    fn quorum_needs_init_and_sync_limits() {
+        let servers = "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n";
+        assert_eq!(
+            err(&format!("dataDir=/d\nsyncLimit=2\n{servers}")),
+            "zoo.cfg: initLimit is not set"
+        );
+        assert_eq!(
+            err(&format!("dataDir=/d\ninitLimit=2\n{servers}")),
+            "zoo.cfg: syncLimit is not set"
+        );
+        assert_eq!(
+            err(&format!("dataDir=/d\ninitLimit=0\nsyncLimit=2\n{servers}")),
+            "zoo.cfg: initLimit must be at least 1 in quorum mode"
+        );
+        // Standalone with one server line needs neither.
+        assert!(cfg("dataDir=/d\nserver.1=a:1:2\n").is_ok());
+        // standaloneEnabled=false with one server is a quorum of one and needs them.
+        assert_eq!(
+            err("dataDir=/d\nstandaloneEnabled=false\nserver.1=a:1:2\n"),
+            "zoo.cfg: initLimit is not set"
+        );
+    }
+
+    #[test]
+    fn server_line_errors() {
+        let cases = [
+            ("server.x=a:1:2", "server.x: server id \"x\" is not a number"),
+            ("server.-1=a:1:2", "server.-1: server id -1 must not be negative"),
+            ("server.=a:1:2", "server.: server id \"\" is not a number"),
+            ("server.1=a:2888:2888", "server.1: quorum port 2888 must differ from election port 2888"),
+            ("server.1=a:2888", "server.1: \"a:2888\" does not have the form host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"),
+            ("server.1=a:1:2:observer:x", "server.1: \"a:1:2:observer:x\" does not have the form host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"),
+            ("server.1=a:1:2;3;4", "server.1: \"a:1:2;3;4\" does not have the form host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"),
+            ("server.1=a:1:2;h:p:3", "server.1: \"a:1:2;h:p:3\" does not have the form host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"),
+            ("server.1=a:x:2", "server.1: quorum port \"x\" is not a valid port"),
+            ("server.1=a:1:70000", "server.1: election port \"70000\" is not a valid port"),
+            ("server.1=a:0:2", "server.1: quorum port \"0\" is not a valid port"),
+            ("server.1=a:1:2;abc", "server.1: client port \"abc\" is not a valid port"),
+            ("server.1=a:1:2:leader", "server.1: \"leader\" is not participant or observer"),
+            ("server.1=:1:2", "server.1: the host is empty"),
+            ("server.1=a:1:2;:2181", "server.1: the client host is empty"),
+            ("server.1=a:1:2|b:1:2", "server.1: multiple addresses (multiAddress) are not supported"),
+            ("server.1=[::1:1:2", "server.1: \"[::1:1:2\" starts with '[' but has no matching ']'"),
+            ("server.1=[::1]:", "server.1: \"[::1]:\" has no port after the colon"),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(
+                err(&format!("dataDir=/d\n{line}\n")),
+                format!("zoo.cfg:2: {expected}"),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            err("dataDir=/d\nserver.1=a:1:2\nserver.01=b:1:2\n"),
+            "zoo.cfg:3: server.01: server id 1 is also set on line 2"
+        );
+    }
+
+    #[test]
+    fn value_errors_name_file_line_and_key() {
+        let cases = [
+            ("tickTime=abc", "tickTime: \"abc\" is not a number"),
+            ("tickTime=0", "tickTime: 0 must be at least 1"),
+            ("tickTime=3000000000", "tickTime: 3000000000 must be at most 2147483647"),
+            ("initLimit=-1", "initLimit: -1 must be at least 0"),
+            ("syncLimit=x", "syncLimit: \"x\" is not a number"),
+            ("dataLogDir=", "dataLogDir: the value is empty"),
+            ("clientPort=abc", "clientPort: \"abc\" is not a valid port"),
+            ("clientPort=65536", "clientPort: \"65536\" is not a valid port"),
+            ("clientPortAddress=localhost", "clientPortAddress: \"localhost\" is not an IP address"),
+            ("maxClientCnxns=-1", "maxClientCnxns: -1 must be at least 0"),
+            ("maxCnxns=lots", "maxCnxns: \"lots\" is not a number"),
+            ("minSessionTimeout=-2", "minSessionTimeout: -2 must be at least -1"),
+            ("maxSessionTimeout=1.5", "maxSessionTimeout: \"1.5\" is not a number"),
+            ("jute.maxbuffer=0", "jute.maxbuffer: 0 must be at least 1"),
+            ("zookeeper.jute.maxbuffer=1M", "zookeeper.jute.maxbuffer: \"1M\" is not a number"),
+            ("superDigest=super:secret", "superDigest: the value must look like user:base64(sha1(user:password)), with 28 base64 characters after the colon"),
+            ("superDigest=D/InIHSb7yEEbrWz8b9l71RjZJU=", "superDigest: the value must look like user:base64(sha1(user:password)), with 28 base64 characters after the colon"),
+            ("globalOutstandingLimit=0", "globalOutstandingLimit: 0 must be at least 1"),
+            ("snapCount=many", "snapCount: \"many\" is not a number"),
+            ("preAllocSize=-1", "preAllocSize: -1 must be at least 0"),
+            ("autopurge.snapRetainCount=x", "autopurge.snapRetainCount: \"x\" is not a number"),
+            ("autopurge.purgeInterval=-1", "autopurge.purgeInterval: -1 must be at least 0"),
+            ("znode.container.checkIntervalMs=0", "znode.container.checkIntervalMs: 0 must be at least 1"),
+            ("znode.container.maxPerMinute=0", "znode.container.maxPerMinute: 0 must be at least 1"),
+            ("znode.container.maxNeverUsedIntervalMs=-5", "znode.container.maxNeverUsedIntervalMs: -5 must be at least 0"),
+            ("metricsProvider.httpPort=http", "metricsProvider.httpPort: \"http\" is not a valid port"),
+            ("electionAlg=1", "electionAlg: 1 is not supported; only 3 is"),
+            ("electionAlg=fast", "electionAlg: \"fast\" is not a number"),
+            ("peerType=leader", "peerType: \"leader\" is not participant or observer"),
+            ("dynamicConfigFile=/etc/zoo.cfg.dynamic", "dynamicConfigFile: is not supported; put the server.N lines in this file"),
+        ];
+        for (line, expected) in cases {
+            // The bad line is the third, after a comment, so the number is not trivially 1.
+            let text = format!("# comment\ndataDir=/d\n{line}\n");
+            assert_eq!(err(&text), format!("zoo.cfg:3: {expected}"), "{line}");
+        }
+    }
+
+    #[test]
+    fn errors_without_a_line_name_the_key() {
+        assert_eq!(err("tickTime=2000\n"), "zoo.cfg: dataDir is not set");
+        assert_eq!(err("dataDir=\n"), "zoo.cfg:1: dataDir: the value is empty");
+        // The file default tickTime of 3000 gives a maxSessionTimeout of 60000.
+        assert_eq!(
+            err("dataDir=/d\nminSessionTimeout=70000\n"),
+            "zoo.cfg: minSessionTimeout 70000 must not be larger than maxSessionTimeout 60000"
+        );
+        assert_eq!(
+            err("dataDir=/d\ntickTime=2000\nminSessionTimeout=50000\nmaxSessionTimeout=40000\n"),
+            "zoo.cfg: minSessionTimeout 50000 must not be larger than maxSessionTimeout 40000"
+        );
+        assert_eq!(
+            err("dataDir=/d\nclientPortAddress=0.0.0.0\n"),
+            "zoo.cfg: clientPortAddress is set but clientPort is not set"
+        );
+        assert_eq!(
+            err("dataDir=/d\nextendedTypesEnabled=true\nserver.255=a:1:2\n"),
+            "zoo.cfg: server.255: server ids must be at most 254 when extendedTypesEnabled is true"
+        );
+        // Without a file name.
+        let e = parse("clientPort=x\ndataDir=/d\n", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: clientPort: \"x\" is not a valid port"
+        );
+        assert_eq!(e.line, Some(1));
+        assert_eq!(e.key.as_deref(), Some("clientPort"));
+        assert_eq!(
+            parse("", None).unwrap_err().to_string(),
+            "dataDir is not set"
+        );
+    }
+
+    #[test]
+    fn adjusted_values() {
+        let c = cfg("dataDir=/d\nsnapCount=1\nautopurge.snapRetainCount=1\n").unwrap();
+        assert_eq!(c.snap_count, 2);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        let c = cfg("dataDir=/d\nautopurge.snapRetainCount=-7\n").unwrap();
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        // -1 is Apache's "not set" for session timeouts.
+        let c =
+            cfg("dataDir=/d\ntickTime=1000\nminSessionTimeout=-1\nmaxSessionTimeout=-1\n").unwrap();
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (2000, 20000)
+        );
+        assert!(!c.session_timeout_ms_min_explicit);
+        // clientPort=0 means no listener, as in Apache.
+        assert_eq!(cfg("dataDir=/d\nclientPort=0\n").unwrap().client_port, None);
+        // A huge tickTime does not overflow the derived timeouts.
+        let c = cfg("dataDir=/d\ntickTime=2147483647\n").unwrap();
+        assert_eq!(c.session_timeout_ms_max, i32::MAX as u32);
+    }
+
+    #[test]
+    fn four_letter_word_whitelist() {
+        let c = cfg("dataDir=/d\n4lw.commands.whitelist=*\n").unwrap();
+        assert_eq!(c.four_letter_words, vec!["*"]);
+        assert!(c.four_letter_word_allowed("dump"));
+        let c = cfg("dataDir=/d\n4lw.commands.whitelist=ruok, *, stat\n").unwrap();
+        assert_eq!(c.four_letter_words, vec!["*"]);
+        let c = cfg("dataDir=/d\n4lw.commands.whitelist=\n").unwrap();
+        assert_eq!(c.four_letter_words, vec!["srvr"]);
+        let c = cfg("dataDir=/d\n4lw.commands.whitelist=srvr,ruok,srvr\n").unwrap();
+        assert_eq!(c.four_letter_words, vec!["srvr", "ruok"]);
+    }
+
+    #[test]
+    fn metrics_provider() {
+        let prometheus = "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+        let c = cfg(&format!("dataDir=/d\n{prometheus}\n")).unwrap();
+        assert_eq!(c.metrics_http_port, Some(7000));
+        let c = cfg(&format!("dataDir=/d\n{prometheus}\nmetricsProvider.httpPort=7070\nmetricsProvider.exportJvmInfo=true\n"))
+            .unwrap();
+        assert_eq!(c.metrics_http_port, Some(7070));
+        assert_eq!(
+            c.unknown_keys,
+            vec![(
+                "metricsProvider.exportJvmInfo".to_owned(),
+                "true".to_owned()
+            )]
+        );
+        let c = cfg(&format!(
+            "dataDir=/d\n{prometheus}\nmetricsProvider.httpPort=0\n"
+        ))
+        .unwrap();
+        assert_eq!(c.metrics_http_port, None);
+    }
+
+    #[test]
+    fn unknown_group_and_weight_keys_are_kept() {
+        let c = cfg("\
+dataDir=/d
+initLimit=5
+syncLimit=2
+server.1=a:1:2
+server.2=b:1:2
+server.3=c:1:2
+group.1=1:2:3
+weight.1=1
+snapSizeLimitInKb=1024
+digest.enabled=false
+")
+        .unwrap();
+        assert_eq!(
+            c.unknown_keys,
+            vec![
+                ("group.1".to_owned(), "1:2:3".to_owned()),
+                ("weight.1".to_owned(), "1".to_owned()),
+                ("snapSizeLimitInKb".to_owned(), "1024".to_owned()),
+                ("digest.enabled".to_owned(), "false".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn properties_separators_and_whitespace() {
+        let c = cfg("\
+  dataDir = /with spaces/d  \n\
+clientPort:2181\n\
+tickTime 1000\n\
+initLimit\t=\t4\n\
+syncLimit :3\n\
+maxCnxns=:7\n\
+")
+        .err();
+        // `maxCnxns=:7`: only the first separator counts, so the value is ":7".
+        assert_eq!(
+            c.unwrap().to_string(),
+            "zoo.cfg:6: maxCnxns: \":7\" is not a number"
+        );
+        let c = cfg("\
+  dataDir = /with spaces/d  \n\
+clientPort:2181\n\
+tickTime 1000\n\
+initLimit\t=\t4\n\
+syncLimit :3\n\
+")
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/with spaces/d"));
+        assert_eq!(c.client_port, Some(2181));
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!(c.init_limit, Some(4));
+        assert_eq!(c.sync_limit, Some(3));
+        // `key value = x`: the separator was whitespace, so '=' is part of the value.
+        let props = read_properties("a b = c\nk\n=v\n", "").unwrap();
+        assert_eq!(props[0].key, "a");
+        assert_eq!(props[0].value, "b = c");
+        assert_eq!((props[1].key.as_str(), props[1].value.as_str()), ("k", ""));
+        assert_eq!((props[2].key.as_str(), props[2].value.as_str()), ("", "v"));
+    }
+
+    #[test]
+    fn properties_comments_and_blank_lines() {
+        let props = read_properties(
+            "# a comment\n! another\n   # indented comment\n\n   \n\t\nkey=value # not a comment\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(props.len(), 1);
+        assert_eq!(props[0].key, "key");
+        assert_eq!(props[0].value, "value # not a comment");
+        assert_eq!(props[0].line, 7);
+    }
+
+    #[test]
+    fn properties_continuations() {
+        let text = "\
+servers=a,\\
+        b,\\
+    # not a comment here\\
+c
+after=1
+comment=x # ends with a backslash \\\\
+next=2
+# a comment ending in a backslash does not continue \\
+third=3
+";
+        let props = read_properties(text, "").unwrap();
+        let get = |k: &str| {
+            props
+                .iter()
+                .find(|p| p.key == k)
+                .map(|p| (p.value.clone(), p.line))
+        };
+        assert_eq!(
+            get("servers"),
+            Some(("a,b,# not a comment herec".to_owned(), 1))
+        );
+        assert_eq!(get("after"), Some(("1".to_owned(), 5)));
+        // An even number of trailing backslashes is an escaped backslash, not a continuation.
+        assert_eq!(
+            get("comment"),
+            Some(("x # ends with a backslash \\".to_owned(), 6))
+        );
+        assert_eq!(get("next"), Some(("2".to_owned(), 7)));
+        assert_eq!(get("third"), Some(("3".to_owned(), 9)));
+        // A blank line after a continuation ends the entry; a backslash at the end of the
+        // text is dropped.
+        let props = read_properties("a=1\\\n\nb=2\\", "").unwrap();
+        assert_eq!(props.len(), 2);
+        assert_eq!(
+            (props[0].value.as_str(), props[1].value.as_str()),
+            ("1", "2")
+        );
+        // Line numbers count \r\n, \r and \n line ends alike.
+        let props = read_properties("a=1\r\nb=2\rc=3\nd=4", "").unwrap();
+        assert_eq!(
+            props.iter().map(|p| p.line).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        // The continuation is reported at the line where the entry starts.
+        assert_eq!(
+            err("dataDir=/d\ntickTime=1\\\n  0x\n"),
+            "zoo.cfg:2: tickTime: \"10x\" is not a number"
+        );
+    }
+
+    #[test]
+    fn properties_escapes() {
+        let props = read_properties(
+            "a\\=b\\:c\\ d=e\\tf\\ng\\u0041\\\\\\z\nemoji=\\uD83D\\uDE00\nkey\\ with\\ space = v\n",
+            "",
+        )
+        .unwrap();
+        assert_eq!(props[0].key, "a=b:c d");
+        assert_eq!(props[0].value, "e\tf\ngA\\z");
+        assert_eq!(props[1].value, "\u{1F600}");
+        assert_eq!(props[2].key, "key with space");
+        assert_eq!(
+            err("dataDir=/d\nbad=\\u12G4\n"),
+            "zoo.cfg:2: malformed \\uxxxx escape"
+        );
+        assert_eq!(
+            err("dataDir=/d\nbad=\\u12\n"),
+            "zoo.cfg:2: malformed \\uxxxx escape"
+        );
+        assert_eq!(
+            err("dataDir=/d\nbad=\\uD83Dx\n"),
+            "zoo.cfg:2: \\u escape with an unpaired UTF-16 surrogate"
+        );
+        assert_eq!(
+            err("dataDir=/d\nbad=\\uDE00\n"),
+            "zoo.cfg:2: \\u escape with an unpaired UTF-16 surrogate"
+        );
+    }
+
+    #[test]
+    fn duplicate_key_last_wins() {
+        let c = cfg("dataDir=/a\nclientPort=abc\nclientPort=2182\ndataDir=/b\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert_eq!(c.client_port, Some(2182));
+        let c = cfg("dataDir=/a\nfoo=1\nbar=2\nfoo=3\n").unwrap();
+        assert_eq!(
+            c.unknown_keys,
+            vec![
+                ("bar".to_owned(), "2".to_owned()),
+                ("foo".to_owned(), "3".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides() {
+        let mut c = cfg("dataDir=/d\ntickTime=2000\nclientPort=2181\n").unwrap();
+        c.apply(&Overrides {
+            client_port: Some(0),
+            client_port_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            data_dir: Some(PathBuf::from("/o")),
+            tick_time_ms: Some(500),
+            max_client_cnxns: Some(10),
+            four_letter_words: Some(vec!["ruok,stat".to_owned(), "MNTR".to_owned()]),
+            extended_types_enabled: Some(true),
+            super_digest: Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".to_owned()),
+            metrics_http_port: Some(9100),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.client_port, Some(0));
+        assert_eq!(c.client_port_address, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(c.data_dir, PathBuf::from("/o"));
+        // dataLogDir was not set, so it follows dataDir.
+        assert_eq!(c.data_log_dir, PathBuf::from("/o"));
+        assert_eq!(c.tick_time_ms, 500);
+        // The timeouts came from tickTime, so they follow it.
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (1000, 10000)
+        );
+        assert_eq!(c.max_client_cnxns, 10);
+        assert_eq!(c.four_letter_words, vec!["ruok", "stat", "mntr", "srvr"]);
+        assert!(c.extended_types_enabled);
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        assert_eq!(c.metrics_http_port, Some(9100));
+
+        // An explicit dataLogDir stays; explicit timeouts stay.
+        let mut c = cfg("dataDir=/d\ndataLogDir=/l\nminSessionTimeout=3000\n").unwrap();
+        c.apply(&Overrides {
+            data_dir: Some(PathBuf::from("/o")),
+            tick_time_ms: Some(1000),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.data_log_dir, PathBuf::from("/l"));
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (3000, 20000)
+        );
+        c.apply(&Overrides {
+            data_log_dir: Some(PathBuf::from("/l2")),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.data_log_dir, PathBuf::from("/l2"));
+
+        // The zero-config default with flags.
+        let mut c = Config::default();
+        c.apply(&Overrides {
+            tick_time_ms: Some(100),
+            client_port: Some(12345),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (200, 2000)
+        );
+        assert_eq!(c.client_port, Some(12345));
+        assert_eq!(c.data_log_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn override_errors_leave_the_config_unchanged() {
+        let mut c = cfg("dataDir=/d\ntickTime=2000\nminSessionTimeout=30000\n").unwrap();
+        let before = c.clone();
+        let e = c
+            .apply(&Overrides {
+                tick_time_ms: Some(100),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg: minSessionTimeout 30000 must not be larger than maxSessionTimeout 2000"
+        );
+        assert_eq!(c, before);
+        let e = c
+            .apply(&Overrides {
+                tick_time_ms: Some(0),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tickTime 0 from the command line must be from 1 to 2147483647"
+        );
+        let e = c
+            .apply(&Overrides {
+                super_digest: Some("super:password".to_owned()),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("superDigest from the command line: the value must look like"),
+            "{e}"
+        );
+        assert!(
+            !e.to_string().contains("super:password"),
+            "the value is not echoed: {e}"
+        );
+        let e = c
+            .apply(&Overrides {
+                client_port_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg: clientPortAddress is set but clientPort is not set"
+        );
+        let mut c = cfg("dataDir=/d\nserver.300=a:1:2\n").unwrap();
+        let before = c.clone();
+        let e = c
+            .apply(&Overrides {
+                extended_types_enabled: Some(true),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg: server.300: server ids must be at most 254 when extendedTypesEnabled is true"
+        );
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = temp_dir("load");
+        let path = dir.join("zoo.cfg");
+        std::fs::write(&path, ZOO_SAMPLE).unwrap();
+        let c = load(&path).unwrap();
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+        assert_eq!(c.client_port, Some(2181));
+
+        std::fs::write(&path, "dataDir=/d\nclientPort=abc\n").unwrap();
+        assert_eq!(
+            load(&path).unwrap_err().to_string(),
+            format!(
+                "{}:2: clientPort: \"abc\" is not a valid port",
+                path.display()
+            )
+        );
+
+        // Not UTF-8: read as ISO 8859-1, as Java does.
+        std::fs::write(&path, b"dataDir=/d\xe9\n").unwrap();
+        assert_eq!(load(&path).unwrap().data_dir, PathBuf::from("/d\u{e9}"));
+        // A UTF-8 byte order mark is skipped.
+        std::fs::write(&path, "\u{feff}dataDir=/d\n").unwrap();
+        assert_eq!(load(&path).unwrap().data_dir, PathBuf::from("/d"));
+
+        let missing = dir.join("missing.cfg");
+        let e = load(&missing).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: cannot read the config file: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn myid() {
+        let dir = temp_dir("myid");
+        let path = dir.join("myid");
+        assert_eq!(
+            read_myid(&dir).unwrap_err().to_string(),
+            format!("{}: myid file is missing", path.display())
+        );
+        for (text, sid) in [
+            ("1\n", 1),
+            ("42", 42),
+            (" 7 \r\nignored\n", 7),
+            ("254\n\n", 254),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(read_myid(&dir).unwrap(), sid, "{text:?}");
+        }
+        for (text, message) in [
+            ("abc\n", "serverid abc is not a number"),
+            ("1 2\n", "serverid 1 2 is not a number"),
+            ("\n1\n", "serverid \"\" is not a number"),
+            ("", "serverid \"\" is not a number"),
+            ("-1\n", "serverid -1 must not be negative"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(
+                read_myid(&dir).unwrap_err().to_string(),
+                format!("{}:1: {message}", path.display()),
+                "{text:?}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn java_split_matches_java() {
+        assert_eq!(java_split("", ':'), vec![""]);
+        assert_eq!(java_split("a", ':'), vec!["a"]);
+        assert_eq!(java_split("a:1:2:", ':'), vec!["a", "1", "2"]);
+        assert_eq!(java_split(":", ':'), Vec::<&str>::new());
+        assert_eq!(java_split("a::b", ':'), vec!["a", "", "b"]);
+    }
 }

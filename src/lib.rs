@@ -7,6 +7,7 @@ pub mod config;
 pub mod net;
 pub mod proto;
 pub mod server;
+pub mod storage;
 pub mod tree;
 
 /// The version string the server reports in `srvr`, `stat`, `mntr` and `envi`. It keeps

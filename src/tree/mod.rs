@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod quota;
+pub mod restore;
 
 use crate::proto::consts::{event, owner_kind, OwnerKind};
 use crate::proto::txn::{Txn, TxnHeader};
