@@ -1,0 +1,1 @@
+//! placeholder: storage (txn log, snapshots, recovery) is being written.
