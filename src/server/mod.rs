@@ -1,13 +1,18 @@
 //! One server's request pipeline: connections and their sessions, the connect handshake,
 //! dispatch by opcode, prep (request -> txn), commit (txn -> tree -> reply + watch events),
-//! local reads, watch tables, auth and four-letter words. Pure: time comes in as arguments
-//! and bytes go out through `Output`s the network loop sends, so a test or the simulator can
-//! drive it without sockets. Corresponds to Apache's ZooKeeperServer with its
-//! PrepRequestProcessor and FinalRequestProcessor, SessionTracker and WatchManager.
+//! local reads, watch tables, auth and four-letter words. Pure: time comes in as arguments,
+//! txns go out through a `TxnSink` and come back through `durable`, and bytes go out through
+//! `Output`s the network loop sends, so a test or the simulator can drive it without sockets
+//! or files. Corresponds to Apache's ZooKeeperServer with its PrepRequestProcessor,
+//! SyncRequestProcessor hand-off and FinalRequestProcessor, SessionTracker and WatchManager.
 //!
-//! Ordering: every request of a connection is answered in arrival order, and the watch
-//! events a write causes are queued before its reply, so a client always sees the event
-//! before any reply that reflects the change.
+//! Ordering and durability: a write is prepped against the tree plus the changes of writes
+//! already logged but not yet applied (`outstanding`), appended to the sink, and answered
+//! only after the sink reports it durable and it has been applied. While a connection has
+//! writes in flight, its later requests wait in its queue, so every connection is answered
+//! in arrival order; other connections' reads are answered at once from the applied tree.
+//! The watch events a write causes are queued before its reply, so a client always sees the
+//! event before any reply that reflects the change.
 
 pub mod fourlw;
 pub mod prep;
@@ -24,12 +29,23 @@ use crate::proto::{
 };
 use crate::tree::{acl, DataTree, OpResult, Trigger};
 use session::SessionTracker;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use watch::WatchTable;
 
 /// A connection's id, chosen by the network loop.
 pub type ConnId = u64;
+
+/// Requests one connection may have waiting behind its in-flight writes; past this the
+/// network loop stops reading from it (ZooKeeper throttles at globalOutstandingLimit).
+pub const QUEUED_REQUESTS_MAX: usize = 1000;
+
+/// Where txns go to become durable: the txn log, or nothing for a purely in-memory server.
+pub trait TxnSink {
+    /// Appends a txn. An error means it was not logged (e.g. the disk is full): nothing of
+    /// it may become visible later.
+    fn append(&mut self, hdr: &TxnHeader, txn: &Txn) -> Result<(), String>;
+}
 
 /// What the server wants the network loop to do.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +91,10 @@ pub struct Conn {
     pub established_ms: i64,
     pub stats: ConnStats,
     pub closing: bool,
+    /// Txns of this connection logged but not yet applied and answered.
+    pub writes_in_flight: u32,
+    /// Requests that arrived while writes were in flight, with their arrival time.
+    pub queued: VecDeque<(Vec<u8>, u64)>,
 }
 
 /// Server-wide counters for `srvr`, `stat` and `mntr`.
@@ -89,6 +109,7 @@ pub struct ServerStats {
     pub auth_failed: u64,
     pub sessions_expired: u64,
     pub connections_rejected: u64,
+    pub log_append_failures: u64,
 }
 
 impl ServerStats {
@@ -102,6 +123,35 @@ impl ServerStats {
     }
 }
 
+/// Who is waiting for a logged txn, and how to answer once it applies.
+enum Origin {
+    Request {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+        received_mono_ms: u64,
+    },
+    Connect {
+        conn: ConnId,
+        timeout_ms: u32,
+        read_only: Option<bool>,
+    },
+    CloseSession {
+        conn: ConnId,
+        xid: i32,
+    },
+    Expire {
+        conn: Option<ConnId>,
+    },
+    Internal,
+}
+
+struct Pending {
+    hdr: TxnHeader,
+    txn: Txn,
+    origin: Origin,
+}
+
 pub struct Server {
     pub cfg: Config,
     pub tree: DataTree,
@@ -109,7 +159,10 @@ pub struct Server {
     pub data_watches: WatchTable,
     pub child_watches: WatchTable,
     pub conns: HashMap<ConnId, Conn>,
+    /// The zxid of the last applied txn.
     pub last_zxid: i64,
+    /// The zxid of the last logged txn (>= last_zxid).
+    pub last_logged_zxid: i64,
     pub stats: ServerStats,
     pub started_ms: i64,
     pub server_id: u64,
@@ -117,6 +170,13 @@ pub struct Server {
     last_container_check_ms: u64,
     /// The monotonic time of the last call in, for showing expiry times as dates.
     pub last_tick_mono: u64,
+    sink: Option<Box<dyn TxnSink>>,
+    pending: VecDeque<Pending>,
+    outstanding: prep::Outstanding,
+    outstanding_zxid: HashMap<String, i64>,
+    outstanding_order: VecDeque<(i64, Vec<String>)>,
+    /// Connections whose queues may be able to move.
+    runnable: Vec<ConnId>,
 }
 
 /// The reply a request earns, before it is framed.
@@ -127,26 +187,62 @@ enum Reply {
 }
 
 impl Server {
+    /// An in-memory server: every txn counts as durable as soon as it is prepped.
     pub fn new(cfg: Config, now: Now, secret: [u8; 32]) -> Server {
+        Self::with_tree(cfg, now, secret, DataTree::new(), 0, None)
+    }
+
+    /// A server over a recovered tree whose txns go to `sink`.
+    pub fn with_tree(
+        cfg: Config,
+        now: Now,
+        secret: [u8; 32],
+        tree: DataTree,
+        last_zxid: i64,
+        sink: Option<Box<dyn TxnSink>>,
+    ) -> Server {
         let tick = cfg.tick_time_ms;
         Server {
             cfg,
-            tree: DataTree::new(),
+            tree,
             sessions: SessionTracker::new(1, now.wall_ms, tick, secret),
             data_watches: WatchTable::default(),
             child_watches: WatchTable::default(),
             conns: HashMap::new(),
-            last_zxid: 0,
+            last_zxid,
+            last_logged_zxid: last_zxid,
             stats: ServerStats::default(),
             started_ms: now.wall_ms,
             server_id: 0,
             out: Vec::new(),
             last_container_check_ms: now.mono_ms,
             last_tick_mono: now.mono_ms,
+            sink,
+            pending: VecDeque::new(),
+            outstanding: prep::Outstanding::new(),
+            outstanding_zxid: HashMap::new(),
+            outstanding_order: VecDeque::new(),
+            runnable: Vec::new(),
         }
     }
 
-    /// Takes what the server wants sent or closed since the last call.
+    /// Restores a session recovered from disk; it expires unless resumed within its timeout.
+    pub fn restore_session(&mut self, id: i64, timeout_ms: u32, now: Now) {
+        self.sessions.add(id, timeout_ms, now.mono_ms, None);
+    }
+
+    /// Whether the network loop should stop handing this connection frames for now.
+    pub fn conn_saturated(&self, id: ConnId) -> bool {
+        self.conns
+            .get(&id)
+            .is_some_and(|c| c.queued.len() >= QUEUED_REQUESTS_MAX)
+    }
+
+    /// Txns logged but not yet reported durable.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn drain_output(&mut self) -> std::vec::Drain<'_, Output> {
         self.out.drain(..)
     }
@@ -200,6 +296,8 @@ impl Server {
                 established_ms: now.wall_ms,
                 stats: ConnStats::default(),
                 closing: false,
+                writes_in_flight: 0,
+                queued: VecDeque::new(),
             },
         );
         true
@@ -218,34 +316,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// The zxid of the next txn.
-    fn next_zxid(&mut self) -> i64 {
-        self.last_zxid + 1
-    }
-
-    /// Applies a txn: the tree changes, watches fire (their frames are queued now, before the
-    /// caller queues the reply), and the session table follows session txns.
-    fn commit(&mut self, hdr: TxnHeader, txn: &Txn, now: Now) -> OpResult {
-        let mut triggers = Vec::new();
-        let res = self.tree.apply(&hdr, txn, &mut triggers);
-        self.last_zxid = hdr.zxid;
-        for w in self.tree.quota_warnings.drain(..) {
-            log::warn!("{w}");
-        }
-        match txn {
-            Txn::CreateSession { timeout_ms } if self.sessions.get(hdr.client_id).is_none() => {
-                self.sessions
-                    .add(hdr.client_id, *timeout_ms as u32, now.mono_ms, None);
-            }
-            Txn::CloseSession => {
-                self.sessions.remove(hdr.client_id);
-            }
-            _ => {}
-        }
-        self.fire(&triggers, hdr.zxid);
-        res
     }
 
     /// Turns tree triggers into notifications: data watches for the node, child watches for
@@ -316,8 +386,239 @@ impl Server {
         self.send(conn, w.finish_frame());
     }
 
+    fn txn_header(&self, session_id: i64, cxid: i32, now: Now) -> TxnHeader {
+        TxnHeader {
+            client_id: session_id,
+            cxid,
+            zxid: self.last_logged_zxid + 1,
+            time_ms: now.wall_ms,
+        }
+    }
+
+    /// Logs a txn and remembers who waits for it. On a log failure nothing is kept: the
+    /// zxid is not consumed and the prep's changes are dropped.
+    fn log_txn(
+        &mut self,
+        hdr: TxnHeader,
+        txn: Txn,
+        changes: prep::Outstanding,
+        origin: Origin,
+    ) -> Result<(), String> {
+        if let Some(sink) = self.sink.as_mut() {
+            if let Err(e) = sink.append(&hdr, &txn) {
+                self.stats.log_append_failures += 1;
+                log::error!("cannot log txn 0x{:x}: {e}", hdr.zxid);
+                return Err(e);
+            }
+        }
+        self.last_logged_zxid = hdr.zxid;
+        if !changes.is_empty() {
+            let paths: Vec<String> = changes.keys().cloned().collect();
+            for p in &paths {
+                self.outstanding_zxid.insert(p.clone(), hdr.zxid);
+            }
+            self.outstanding.extend(changes);
+            self.outstanding_order.push_back((hdr.zxid, paths));
+        }
+        let conn = match &origin {
+            Origin::Request { conn, .. }
+            | Origin::Connect { conn, .. }
+            | Origin::CloseSession { conn, .. } => Some(*conn),
+            _ => None,
+        };
+        if let Some(c) = conn.and_then(|c| self.conns.get_mut(&c)) {
+            c.writes_in_flight += 1;
+        }
+        self.pending.push_back(Pending { hdr, txn, origin });
+        Ok(())
+    }
+
+    /// The sink made every txn up to `zxid` durable: apply them in order and answer.
+    pub fn durable(&mut self, zxid: i64, now: Now) {
+        while self.pending.front().is_some_and(|p| p.hdr.zxid <= zxid) {
+            let p = self.pending.pop_front().expect("checked");
+            self.apply_pending(p, now);
+        }
+        self.run_queues(now);
+    }
+
+    /// Without a sink everything logged is durable at once.
+    fn settle(&mut self, now: Now) {
+        if self.sink.is_none() {
+            while let Some(p) = self.pending.pop_front() {
+                self.apply_pending(p, now);
+                self.run_queues(now);
+            }
+        }
+    }
+
+    fn apply_pending(&mut self, p: Pending, now: Now) {
+        let res = self.commit(p.hdr, &p.txn, now);
+        while self
+            .outstanding_order
+            .front()
+            .is_some_and(|(z, _)| *z <= p.hdr.zxid)
+        {
+            let (z, paths) = self.outstanding_order.pop_front().expect("checked");
+            for path in paths {
+                if self.outstanding_zxid.get(&path) == Some(&z) {
+                    self.outstanding_zxid.remove(&path);
+                    self.outstanding.remove(&path);
+                }
+            }
+        }
+        let zxid = p.hdr.zxid;
+        let done_conn = match p.origin {
+            Origin::Request {
+                conn,
+                xid,
+                req,
+                received_mono_ms,
+            } => {
+                let reply = write_reply(&req, res);
+                self.reply(conn, xid, zxid, reply);
+                self.account(conn, xid, op_of(&req), received_mono_ms, now);
+                Some(conn)
+            }
+            Origin::Connect {
+                conn,
+                timeout_ms,
+                read_only,
+            } => {
+                let id = p.hdr.client_id;
+                log::info!(
+                    "Established session 0x{:x} with negotiated timeout {} for client {}",
+                    id,
+                    timeout_ms,
+                    self.conns
+                        .get(&conn)
+                        .map(|c| c.addr.to_string())
+                        .unwrap_or_default()
+                );
+                if self.conns.contains_key(&conn) {
+                    self.attach(conn, id, timeout_ms, read_only, now);
+                }
+                Some(conn)
+            }
+            Origin::CloseSession { conn, xid } => {
+                log::info!("Closed session 0x{:x}", p.hdr.client_id);
+                self.reply(conn, xid, zxid, Reply::Empty);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session_id = 0;
+                }
+                self.close(conn);
+                Some(conn)
+            }
+            Origin::Expire { conn } => {
+                if let Some(c) = conn {
+                    self.close(c);
+                }
+                None
+            }
+            Origin::Internal => None,
+        };
+        if let Some(c) = done_conn.and_then(|c| self.conns.get_mut(&c)) {
+            c.writes_in_flight = c.writes_in_flight.saturating_sub(1);
+            if c.writes_in_flight == 0 && !c.queued.is_empty() {
+                self.runnable.push(c.id);
+            }
+        }
+    }
+
+    /// Processes the queued requests of connections whose writes have all been answered.
+    fn run_queues(&mut self, now: Now) {
+        while let Some(id) = self.runnable.pop() {
+            while let Some((frame, received)) = self.next_queued(id) {
+                self.process_request(id, &frame, received, now);
+            }
+        }
+    }
+
+    /// The next queued request of a connection that has no writes in flight.
+    fn next_queued(&mut self, id: ConnId) -> Option<(Vec<u8>, u64)> {
+        let c = self.conns.get_mut(&id)?;
+        if c.writes_in_flight > 0 || c.closing {
+            return None;
+        }
+        c.queued.pop_front()
+    }
+
+    /// Records a request's latency and last-op figures for `cons`, `stat` and `mntr`.
+    fn account(&mut self, conn_id: ConnId, xid: i32, code: i32, received_mono_ms: u64, now: Now) {
+        let latency = now.mono_ms.saturating_sub(received_mono_ms);
+        if xid != xid::PING {
+            self.stats.record_latency(latency);
+        }
+        let last_zxid = self.last_zxid;
+        if let Some(c) = self.conns.get_mut(&conn_id) {
+            let s = &mut c.stats;
+            s.last_op = op::last_op_name(code);
+            s.last_cxid = xid;
+            s.last_zxid = last_zxid;
+            s.last_response_ms = now.wall_ms;
+            s.last_latency_ms = latency;
+            if s.latency_count == 0 || latency < s.latency_min_ms {
+                s.latency_min_ms = latency;
+            }
+            s.latency_max_ms = s.latency_max_ms.max(latency);
+            s.latency_total_ms += latency;
+            s.latency_count += 1;
+        }
+    }
+
+    /// Applies a txn: the tree changes, watches fire (their frames are queued now, before the
+    /// caller queues the reply), and the session table follows session txns.
+    fn commit(&mut self, hdr: TxnHeader, txn: &Txn, now: Now) -> OpResult {
+        let mut triggers = Vec::new();
+        let res = self.tree.apply(&hdr, txn, &mut triggers);
+        self.last_zxid = hdr.zxid;
+        for w in self.tree.quota_warnings.drain(..) {
+            log::warn!("{w}");
+        }
+        match txn {
+            Txn::CreateSession { timeout_ms } if self.sessions.get(hdr.client_id).is_none() => {
+                self.sessions
+                    .add(hdr.client_id, *timeout_ms as u32, now.mono_ms, None);
+            }
+            Txn::CloseSession => {
+                self.sessions.remove(hdr.client_id);
+            }
+            _ => {}
+        }
+        self.fire(&triggers, hdr.zxid);
+        res
+    }
+
+    /// Binds a connection to its session and sends the ConnectResponse.
+    fn attach(
+        &mut self,
+        conn_id: ConnId,
+        session_id: i64,
+        timeout_ms: u32,
+        read_only: Option<bool>,
+        now: Now,
+    ) {
+        if let Some(s) = self.sessions.get_mut(session_id) {
+            s.conn = Some(conn_id);
+        }
+        self.sessions.touch(session_id, now.mono_ms);
+        if let Some(c) = self.conns.get_mut(&conn_id) {
+            c.session_id = session_id;
+            c.timeout_ms = timeout_ms;
+        }
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: timeout_ms as i32,
+            session_id,
+            passwd: self.sessions.password(session_id).to_vec(),
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn_id, resp.to_frame());
+    }
+
     /// The first frame of a connection: a ConnectRequest.
     pub fn connect(&mut self, conn_id: ConnId, payload: &[u8], now: Now) {
+        self.last_tick_mono = now.mono_ms;
         let req = match ConnectRequest::read(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -340,91 +641,82 @@ impl Server {
             self.cfg.session_timeout_ms_min,
             self.cfg.session_timeout_ms_max,
         );
-        let invalid = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms: 0,
-            session_id: 0,
-            passwd: vec![0; session::PASSWORD_LEN],
-            read_only: req.read_only.map(|_| false),
-        };
-        let session_id = if req.session_id == 0 {
+        if req.session_id == 0 {
             let id = self.sessions.next_session_id();
-            let hdr = TxnHeader {
-                client_id: id,
-                cxid: 0,
-                zxid: self.next_zxid(),
-                time_ms: now.wall_ms,
+            let hdr = self.txn_header(id, 0, now);
+            let txn = Txn::CreateSession {
+                timeout_ms: timeout as i32,
             };
-            self.commit(
-                hdr,
-                &Txn::CreateSession {
-                    timeout_ms: timeout as i32,
-                },
-                now,
-            );
-            log::info!(
-                "Established session 0x{:x} with negotiated timeout {} for client {}",
-                id,
-                timeout,
-                self.conns
-                    .get(&conn_id)
-                    .map(|c| c.addr.to_string())
-                    .unwrap_or_default()
-            );
-            id
-        } else {
-            let valid = self.sessions.get(req.session_id).is_some()
-                && req.passwd.as_slice() == self.sessions.password(req.session_id);
-            if !valid {
-                log::info!(
-                    "Invalid session 0x{:x} for client, probably expired",
-                    req.session_id
-                );
-                let frame = invalid.to_frame();
-                self.send(conn_id, frame);
+            let origin = Origin::Connect {
+                conn: conn_id,
+                timeout_ms: timeout,
+                read_only: req.read_only,
+            };
+            if self
+                .log_txn(hdr, txn, prep::Outstanding::new(), origin)
+                .is_err()
+            {
                 self.close(conn_id);
-                return;
             }
-            let old = self.sessions.get(req.session_id).and_then(|s| s.conn);
-            if let Some(old) = old {
-                if old != conn_id {
-                    self.close(old);
-                    self.data_watches.remove_conn(old);
-                    self.child_watches.remove_conn(old);
-                    if let Some(c) = self.conns.get_mut(&old) {
-                        c.session_id = 0;
-                    }
-                }
+            self.settle(now);
+            return;
+        }
+        let valid = self
+            .sessions
+            .get(req.session_id)
+            .is_some_and(|s| !s.closing)
+            && req.passwd.as_slice() == self.sessions.password(req.session_id);
+        if !valid {
+            log::info!(
+                "Invalid session 0x{:x} for client, probably expired",
+                req.session_id
+            );
+            let invalid = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; session::PASSWORD_LEN],
+                read_only: req.read_only.map(|_| false),
+            };
+            self.send(conn_id, invalid.to_frame());
+            self.close(conn_id);
+            return;
+        }
+        let old = self.sessions.get(req.session_id).and_then(|s| s.conn);
+        if let Some(old) = old.filter(|o| *o != conn_id) {
+            self.close(old);
+            self.data_watches.remove_conn(old);
+            self.child_watches.remove_conn(old);
+            if let Some(c) = self.conns.get_mut(&old) {
+                c.session_id = 0;
             }
-            self.sessions
-                .set_timeout(req.session_id, timeout, now.mono_ms);
-            req.session_id
-        };
-        if let Some(s) = self.sessions.get_mut(session_id) {
-            s.conn = Some(conn_id);
         }
-        if let Some(c) = self.conns.get_mut(&conn_id) {
-            c.session_id = session_id;
-            c.timeout_ms = timeout;
-        }
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms: timeout as i32,
-            session_id,
-            passwd: self.sessions.password(session_id).to_vec(),
-            read_only: req.read_only.map(|_| false),
-        };
-        self.send(conn_id, resp.to_frame());
+        self.sessions
+            .set_timeout(req.session_id, timeout, now.mono_ms);
+        self.attach(conn_id, req.session_id, timeout, req.read_only, now);
     }
 
     /// One request frame on an established connection.
     pub fn request(&mut self, conn_id: ConnId, payload: &[u8], now: Now) {
+        self.last_tick_mono = now.mono_ms;
+        let Some(c) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        if c.writes_in_flight > 0 || !c.queued.is_empty() {
+            c.queued.push_back((payload.to_vec(), now.mono_ms));
+            return;
+        }
+        self.process_request(conn_id, payload, now.mono_ms, now);
+        self.settle(now);
+    }
+
+    fn process_request(&mut self, conn_id: ConnId, payload: &[u8], received: u64, now: Now) {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
-        if conn.closing {
-            return;
-        }
         let session_id = conn.session_id;
         let mut r = Reader::new(payload);
         let hdr = match RequestHeader::read(&mut r) {
@@ -439,13 +731,16 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn_id) {
             c.stats.packets_received += 1;
         }
-        // A session that was expired or taken over no longer owns this connection.
-        if self.sessions.get(session_id).map(|s| s.conn) != Some(Some(conn_id)) {
+        // A session that expired or moved to another connection no longer owns this one.
+        let owned = self
+            .sessions
+            .get(session_id)
+            .is_some_and(|s| s.conn == Some(conn_id) && !s.closing);
+        if !owned {
             self.close(conn_id);
             return;
         }
         self.sessions.touch(session_id, now.mono_ms);
-        let start = now.mono_ms;
         let code = hdr.op;
         if !crate::proto::records::is_known_op(code) || code == op::CHECK {
             self.reply(
@@ -457,65 +752,44 @@ impl Server {
             self.close(conn_id);
             return;
         }
-        let decoded = Request::read(code, &mut r);
-        match decoded {
+        match Request::read(code, &mut r) {
             Err(e) => {
-                log::info!("connection {conn_id}: malformed {code} request: {e}");
+                log::info!("connection {conn_id}: malformed request (op {code}): {e}");
                 if op::is_write(code) {
                     // A write that fails to decode still becomes an error txn, as in ZooKeeper.
-                    let hdr_t = self.txn_header(session_id, hdr.xid, now);
-                    self.commit(
-                        hdr_t,
-                        &Txn::Error {
-                            err: Code::MarshallingError.code(),
-                        },
-                        now,
+                    let th = self.txn_header(session_id, hdr.xid, now);
+                    let txn = Txn::Error {
+                        err: Code::MarshallingError.code(),
+                    };
+                    let origin = Origin::Request {
+                        conn: conn_id,
+                        xid: hdr.xid,
+                        req: Request::Reconfig,
+                        received_mono_ms: received,
+                    };
+                    if self
+                        .log_txn(th, txn, prep::Outstanding::new(), origin)
+                        .is_err()
+                    {
+                        self.reply(
+                            conn_id,
+                            hdr.xid,
+                            self.last_zxid,
+                            Reply::Err(Code::SystemError),
+                        );
+                    }
+                } else {
+                    self.reply(
+                        conn_id,
+                        hdr.xid,
+                        self.last_zxid,
+                        Reply::Err(Code::MarshallingError),
                     );
+                    self.account(conn_id, hdr.xid, code, received, now);
                 }
-                self.reply(
-                    conn_id,
-                    hdr.xid,
-                    self.last_zxid,
-                    Reply::Err(Code::MarshallingError),
-                );
             }
-            Ok(req) => self.dispatch(conn_id, session_id, hdr, req, now),
+            Ok(req) => self.dispatch(conn_id, session_id, hdr, req, received, now),
         }
-        let latency = now.mono_ms.saturating_sub(start);
-        if hdr.xid != xid::PING {
-            self.stats.record_latency(latency);
-        }
-        let last_zxid = self.last_zxid;
-        if let Some(c) = self.conns.get_mut(&conn_id) {
-            let s = &mut c.stats;
-            s.last_op = op::last_op_name(code);
-            s.last_cxid = hdr.xid;
-            s.last_zxid = last_zxid;
-            s.last_response_ms = now.wall_ms;
-            s.last_latency_ms = latency;
-            if s.latency_count == 0 || latency < s.latency_min_ms {
-                s.latency_min_ms = latency;
-            }
-            s.latency_max_ms = s.latency_max_ms.max(latency);
-            s.latency_total_ms += latency;
-            s.latency_count += 1;
-        }
-    }
-
-    fn txn_header(&mut self, session_id: i64, cxid: i32, now: Now) -> TxnHeader {
-        TxnHeader {
-            client_id: session_id,
-            cxid,
-            zxid: self.next_zxid(),
-            time_ms: now.wall_ms,
-        }
-    }
-
-    fn auth_ids(&self, conn_id: ConnId) -> Vec<Id> {
-        self.conns
-            .get(&conn_id)
-            .map(|c| c.auth.clone())
-            .unwrap_or_default()
     }
 
     fn dispatch(
@@ -524,6 +798,7 @@ impl Server {
         session_id: i64,
         hdr: RequestHeader,
         req: Request,
+        received: u64,
         now: Now,
     ) {
         let xid = hdr.xid;
@@ -540,13 +815,19 @@ impl Server {
             }
             Request::CloseSession => {
                 let h = self.txn_header(session_id, xid, now);
-                self.commit(h, &Txn::CloseSession, now);
-                log::info!("Closed session 0x{session_id:x}");
-                self.reply(conn_id, xid, self.last_zxid, Reply::Empty);
-                if let Some(c) = self.conns.get_mut(&conn_id) {
-                    c.session_id = 0;
+                if let Some(s) = self.sessions.get_mut(session_id) {
+                    s.closing = true;
                 }
-                self.close(conn_id);
+                let origin = Origin::CloseSession { conn: conn_id, xid };
+                if self
+                    .log_txn(h, Txn::CloseSession, prep::Outstanding::new(), origin)
+                    .is_err()
+                {
+                    if let Some(s) = self.sessions.get_mut(session_id) {
+                        s.closing = false;
+                    }
+                    self.reply(conn_id, xid, self.last_zxid, Reply::Err(Code::SystemError));
+                }
             }
             Request::Create(_)
             | Request::Delete { .. }
@@ -554,16 +835,78 @@ impl Server {
             | Request::SetAcl { .. }
             | Request::Multi(_)
             | Request::DeleteContainer { .. }
-            | Request::Reconfig => self.write(conn_id, session_id, hdr, req, now),
+            | Request::Reconfig => self.write(conn_id, session_id, hdr, req, received, now),
             Request::SetWatches(sw) => {
                 self.set_watches(conn_id, &sw);
                 self.reply(conn_id, xid, self.last_zxid, Reply::Empty);
             }
             other => {
+                let code = op_of(&other);
                 let reply = self.read(conn_id, session_id, other);
                 self.reply(conn_id, xid, self.last_zxid, reply);
+                self.account(conn_id, xid, code, received, now);
             }
         }
+    }
+
+    /// Prep and log one write; it is answered when durable.
+    fn write(
+        &mut self,
+        conn_id: ConnId,
+        session_id: i64,
+        hdr: RequestHeader,
+        req: Request,
+        received: u64,
+        now: Now,
+    ) {
+        let ids = self.auth_ids(conn_id);
+        let (txn, changes) = {
+            let mut p = prep::Prep::new(&self.tree, &self.cfg, &ids, session_id, &self.outstanding);
+            let t = match &req {
+                Request::Create(c) => p.create(c),
+                Request::Delete { path, version } => p.delete(path, *version),
+                Request::DeleteContainer { path } => p.delete_container(path),
+                Request::SetData {
+                    path,
+                    data,
+                    version,
+                } => p.set_data(path, data, *version),
+                Request::SetAcl { path, acl, version } => p.set_acl(path, acl.as_deref(), *version),
+                Request::Multi(ops) => Ok(p.multi(ops)),
+                Request::Reconfig => Err(if self.cfg.reconfig_enabled {
+                    Code::Unimplemented
+                } else {
+                    Code::ReconfigDisabled
+                }),
+                _ => Err(Code::RuntimeInconsistency),
+            };
+            match t {
+                Ok(t) => (t, p.into_changes()),
+                Err(c) => (Txn::Error { err: c.code() }, prep::Outstanding::new()),
+            }
+        };
+        let th = self.txn_header(session_id, hdr.xid, now);
+        let origin = Origin::Request {
+            conn: conn_id,
+            xid: hdr.xid,
+            req,
+            received_mono_ms: received,
+        };
+        if self.log_txn(th, txn, changes, origin).is_err() {
+            self.reply(
+                conn_id,
+                hdr.xid,
+                self.last_zxid,
+                Reply::Err(Code::SystemError),
+            );
+        }
+    }
+
+    fn auth_ids(&self, conn_id: ConnId) -> Vec<Id> {
+        self.conns
+            .get(&conn_id)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default()
     }
 
     fn auth(&mut self, conn_id: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
@@ -601,69 +944,6 @@ impl Server {
                 self.close(conn_id);
             }
         }
-    }
-
-    /// Prep, commit and reply for one write.
-    fn write(
-        &mut self,
-        conn_id: ConnId,
-        session_id: i64,
-        hdr: RequestHeader,
-        req: Request,
-        now: Now,
-    ) {
-        let ids = self.auth_ids(conn_id);
-        let txn = {
-            let mut p = prep::Prep::new(&self.tree, &self.cfg, &ids, session_id);
-            match &req {
-                Request::Create(c) => p.create(c),
-                Request::Delete { path, version } => p.delete(path, *version),
-                Request::DeleteContainer { path } => p.delete_container(path),
-                Request::SetData {
-                    path,
-                    data,
-                    version,
-                } => p.set_data(path, data, *version),
-                Request::SetAcl { path, acl, version } => p.set_acl(path, acl.as_deref(), *version),
-                Request::Multi(ops) => Ok(p.multi(ops)),
-                Request::Reconfig => Err(if self.cfg.reconfig_enabled {
-                    Code::Unimplemented
-                } else {
-                    Code::ReconfigDisabled
-                }),
-                _ => Err(Code::RuntimeInconsistency),
-            }
-        };
-        let txn = txn.unwrap_or_else(|c| Txn::Error { err: c.code() });
-        let th = self.txn_header(session_id, hdr.xid, now);
-        let res = self.commit(th, &txn, now);
-        let zxid = self.last_zxid;
-        let reply = match (&req, res) {
-            (_, OpResult::Error(c)) => Reply::Err(c),
-            (Request::Create(c), OpResult::Created { path, stat }) => {
-                let mut w = Writer::new();
-                w.string(&path);
-                if c.op != op::CREATE {
-                    stat.write(&mut w);
-                }
-                Reply::Body(w)
-            }
-            (_, OpResult::DataSet { stat }) | (_, OpResult::AclSet { stat }) => {
-                let mut w = Writer::new();
-                stat.write(&mut w);
-                Reply::Body(w)
-            }
-            (Request::Multi(ops), OpResult::Multi(results)) => {
-                let mut w = Writer::new();
-                for (o, r) in ops.iter().zip(results) {
-                    encode_multi_result(&mut w, o, r);
-                }
-                write_multi_header(&mut w, -1, true, -1);
-                Reply::Body(w)
-            }
-            _ => Reply::Empty,
-        };
-        self.reply(conn_id, hdr.xid, zxid, reply);
     }
 
     fn node_readable(
@@ -911,14 +1191,23 @@ impl Server {
     pub fn tick(&mut self, now: Now) {
         self.last_tick_mono = now.mono_ms;
         for id in self.sessions.expired(now.mono_ms) {
-            let timeout = self.sessions.get(id).map(|s| s.timeout_ms).unwrap_or(0);
+            let Some(s) = self.sessions.get_mut(id) else {
+                continue;
+            };
+            s.closing = true;
+            let (timeout, conn) = (s.timeout_ms, s.conn);
             log::info!("Expiring session 0x{id:x}, timeout of {timeout}ms exceeded");
             self.stats.sessions_expired += 1;
-            let conn = self.sessions.get(id).and_then(|s| s.conn);
             let h = self.txn_header(id, 0, now);
-            self.commit(h, &Txn::CloseSession, now);
-            if let Some(c) = conn {
-                self.close(c);
+            let origin = Origin::Expire { conn };
+            if self
+                .log_txn(h, Txn::CloseSession, prep::Outstanding::new(), origin)
+                .is_err()
+            {
+                // Try again on a later tick, once the log accepts writes.
+                if let Some(s) = self.sessions.get_mut(id) {
+                    s.closing = false;
+                }
             }
         }
         let interval = self.cfg.container_check_interval_ms;
@@ -926,6 +1215,7 @@ impl Server {
             self.last_container_check_ms = now.mono_ms;
             self.check_containers(now);
         }
+        self.settle(now);
     }
 
     /// ContainerManager: containers that had children and have none, containers never used
@@ -957,16 +1247,83 @@ impl Server {
         }
         doomed.truncate(self.cfg.container_max_per_minute.max(1) as usize);
         for p in doomed {
-            let txn = {
-                let mut prep = prep::Prep::new(&self.tree, &self.cfg, &[], 0);
-                prep.delete_container(&p)
+            let prepped = {
+                let mut prep = prep::Prep::new(&self.tree, &self.cfg, &[], 0, &self.outstanding);
+                prep.delete_container(&p).map(|t| (t, prep.into_changes()))
             };
-            if let Ok(t) = txn {
+            if let Ok((t, changes)) = prepped {
                 let h = self.txn_header(0, 0, now);
-                self.commit(h, &t, now);
-                log::info!("Deleted container or expired TTL node {p}");
+                if self.log_txn(h, t, changes, Origin::Internal).is_ok() {
+                    log::info!("Deleting container or expired TTL node {p}");
+                }
             }
         }
+    }
+}
+
+/// The opcode a decoded request came as, for `cons`' lastOp.
+fn op_of(req: &Request) -> i32 {
+    match req {
+        Request::Create(c) => c.op,
+        Request::Delete { .. } => op::DELETE,
+        Request::Exists { .. } => op::EXISTS,
+        Request::GetData { .. } => op::GET_DATA,
+        Request::SetData { .. } => op::SET_DATA,
+        Request::GetAcl { .. } => op::GET_ACL,
+        Request::SetAcl { .. } => op::SET_ACL,
+        Request::GetChildren { with_stat, .. } => {
+            if *with_stat {
+                op::GET_CHILDREN2
+            } else {
+                op::GET_CHILDREN
+            }
+        }
+        Request::Sync { .. } => op::SYNC,
+        Request::Ping => op::PING,
+        Request::Check { .. } => op::CHECK,
+        Request::Multi(_) => op::MULTI,
+        Request::MultiRead(_) => op::MULTI_READ,
+        Request::Reconfig => op::RECONFIG,
+        Request::CheckWatches { .. } => op::CHECK_WATCHES,
+        Request::RemoveWatches { .. } => op::REMOVE_WATCHES,
+        Request::DeleteContainer { .. } => op::DELETE_CONTAINER,
+        Request::Auth { .. } => op::AUTH,
+        Request::SetWatches(_) => op::SET_WATCHES,
+        Request::Sasl { .. } => op::SASL,
+        Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
+        Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
+        Request::AddWatch { .. } => op::ADD_WATCH,
+        Request::WhoAmI => op::WHO_AM_I,
+        Request::CloseSession => op::CLOSE_SESSION,
+    }
+}
+
+/// The reply to a write, from the result of applying its txn.
+fn write_reply(req: &Request, res: OpResult) -> Reply {
+    match (req, res) {
+        (_, OpResult::Error(c)) => Reply::Err(c),
+        (Request::Create(c), OpResult::Created { path, stat }) => {
+            let mut w = Writer::new();
+            w.string(&path);
+            if c.op != op::CREATE {
+                stat.write(&mut w);
+            }
+            Reply::Body(w)
+        }
+        (_, OpResult::DataSet { stat }) | (_, OpResult::AclSet { stat }) => {
+            let mut w = Writer::new();
+            stat.write(&mut w);
+            Reply::Body(w)
+        }
+        (Request::Multi(ops), OpResult::Multi(results)) => {
+            let mut w = Writer::new();
+            for (o, r) in ops.iter().zip(results) {
+                encode_multi_result(&mut w, o, r);
+            }
+            write_multi_header(&mut w, -1, true, -1);
+            Reply::Body(w)
+        }
+        _ => Reply::Empty,
     }
 }
 

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What prep needs to know of a node: the tree's view, or the overlay's after earlier ops.
-#[derive(Clone)]
-struct View {
+#[derive(Clone, Debug)]
+pub struct View {
     version: i32,
     aversion: i32,
     cversion: i32,
@@ -27,12 +27,16 @@ struct View {
     data_len: usize,
 }
 
+/// Changes made by txns that are logged but not yet applied, by path (`None`: deleted).
+pub type Outstanding = HashMap<String, Option<View>>;
+
 pub struct Prep<'a> {
     tree: &'a DataTree,
     cfg: &'a Config,
     ids: &'a [Id],
     session_id: i64,
-    overlay: HashMap<String, Option<View>>,
+    outstanding: &'a Outstanding,
+    overlay: Outstanding,
 }
 
 /// ZooKeeper's PathUtils.validatePath.
@@ -84,18 +88,33 @@ fn parent_for(path: &str) -> Result<&str, Code> {
 }
 
 impl<'a> Prep<'a> {
-    pub fn new(tree: &'a DataTree, cfg: &'a Config, ids: &'a [Id], session_id: i64) -> Self {
+    pub fn new(
+        tree: &'a DataTree,
+        cfg: &'a Config,
+        ids: &'a [Id],
+        session_id: i64,
+        outstanding: &'a Outstanding,
+    ) -> Self {
         Prep {
             tree,
             cfg,
             ids,
             session_id,
+            outstanding,
             overlay: HashMap::new(),
         }
     }
 
+    /// The changes this prep made, to be added to the outstanding set once its txn is logged.
+    pub fn into_changes(self) -> Outstanding {
+        self.overlay
+    }
+
     fn view(&self, path: &str) -> Option<View> {
         if let Some(v) = self.overlay.get(path) {
+            return v.clone();
+        }
+        if let Some(v) = self.outstanding.get(path) {
             return v.clone();
         }
         let n = self.tree.get(path)?;
@@ -421,7 +440,8 @@ mod tests {
     fn failed_multi_reports_zookeeper_codes() {
         let tree = DataTree::new();
         let cfg = Config::default();
-        let mut p = Prep::new(&tree, &cfg, &[], 1);
+        let none = Outstanding::new();
+        let mut p = Prep::new(&tree, &cfg, &[], 1, &none);
         let mk = |path: &str| {
             MultiOp::Create(CreateRequest {
                 op: op::CREATE,
@@ -442,7 +462,7 @@ mod tests {
             ])
         );
         // Within one multi, a later op sees the earlier create.
-        let mut p = Prep::new(&tree, &cfg, &[], 1);
+        let mut p = Prep::new(&tree, &cfg, &[], 1, &none);
         let t = p.multi(&[mk("/a"), mk("/a/b")]);
         assert!(matches!(t, Txn::Multi(v) if v.len() == 2 && matches!(v[1], Txn::Create{..})));
     }
@@ -451,7 +471,8 @@ mod tests {
     fn sequential_suffix_uses_parent_cversion() {
         let tree = DataTree::new();
         let cfg = Config::default();
-        let mut p = Prep::new(&tree, &cfg, &[], 1);
+        let none = Outstanding::new();
+        let mut p = Prep::new(&tree, &cfg, &[], 1, &none);
         let t = p
             .create(&CreateRequest {
                 op: op::CREATE,

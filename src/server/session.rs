@@ -15,6 +15,8 @@ pub struct Session {
     pub timeout_ms: u32,
     pub expire_at_ms: u64,
     pub conn: Option<ConnId>,
+    /// A closeSession txn for it is logged; it takes no new requests or connections.
+    pub closing: bool,
 }
 
 pub struct SessionTracker {
@@ -70,6 +72,7 @@ impl SessionTracker {
             timeout_ms,
             expire_at_ms: 0,
             conn,
+            closing: false,
         };
         self.sessions.insert(id, s);
         self.touch(id, now_ms);
@@ -119,6 +122,7 @@ impl SessionTracker {
             .iter()
             .take_while(|(at, _)| *at <= now_ms)
             .map(|(_, id)| *id)
+            .filter(|id| self.sessions.get(id).is_some_and(|s| !s.closing))
             .collect()
     }
 

@@ -325,6 +325,15 @@ impl DataTree {
     ) -> Result<OpResult, Code> {
         let parent_path = parent_of(path).ok_or(Code::BadArguments)?;
         if self.nodes.contains_key(path) {
+            // Only replay over a fuzzy snapshot gets here (prep rejects such a create): the
+            // snapshot caught the node, but maybe not its parent's counters, which the txn
+            // carries absolutely (as Apache's DataTree.setCversionPzxid does).
+            if let Some(parent) = self.nodes.get_mut(parent_path) {
+                if parent_cversion > parent.cversion {
+                    parent.cversion = parent_cversion;
+                    parent.pzxid = zxid;
+                }
+            }
             return Err(Code::NodeExists);
         }
         let acl = self.intern(acl);
