@@ -1374,3 +1374,6 @@ pub fn java_host_address(addr: SocketAddr) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
