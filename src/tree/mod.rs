@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod quota;
 pub mod restore;
+pub mod walk;
 
 use crate::proto::consts::{event, owner_kind, OwnerKind};
 use crate::proto::txn::{Txn, TxnHeader};
