@@ -39,6 +39,9 @@ struct ConnIo {
     started: bool,
     /// Close once the output has drained.
     closing: bool,
+    /// Reading stopped at the input cap before the socket was drained; edge-triggered
+    /// readiness will not fire again, so the loop must come back to it.
+    read_blocked: bool,
     writable_interest: bool,
 }
 
@@ -202,13 +205,16 @@ impl Runtime {
             let waiting: Vec<ConnId> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| {
-                    !c.input.is_empty() && c.output.len() - c.output_pos < OUTPUT_BYTES_MAX
+                .filter(|(id, c)| {
+                    (!c.input.is_empty() || c.read_blocked)
+                        && !c.closing
+                        && c.output.len() - c.output_pos < OUTPUT_BYTES_MAX
+                        && !self.server.conn_saturated(**id)
                 })
                 .map(|(id, _)| *id)
                 .collect();
             for id in waiting {
-                self.process_input(id);
+                self.on_readable(id);
             }
             self.route_output();
             if stop {
@@ -258,6 +264,7 @@ impl Runtime {
                             output_pos: 0,
                             started: false,
                             closing: false,
+                            read_blocked: false,
                             writable_interest: false,
                         },
                     );
@@ -283,7 +290,12 @@ impl Runtime {
         let mut eof = false;
         let limit = self.frame_bytes_max + 4 + READ_CHUNK_BYTES;
         let mut buf = [0u8; 16 << 10];
-        while c.input.len() < limit {
+        c.read_blocked = false;
+        loop {
+            if c.input.len() >= limit {
+                c.read_blocked = true;
+                break;
+            }
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
@@ -314,7 +326,10 @@ impl Runtime {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            if c.closing || c.output.len() - c.output_pos >= OUTPUT_BYTES_MAX {
+            if c.closing
+                || c.output.len() - c.output_pos >= OUTPUT_BYTES_MAX
+                || self.server.conn_saturated(id)
+            {
                 break;
             }
             let buf = &c.input[consumed..];

@@ -25,6 +25,86 @@ pub const WORDS: &[&str] = &[
     "isro", "srst", "dirs", "gtmk",
 ];
 
+/// Apache's default trace mask, which `gtmk` reports (zk has no trace mask to set).
+pub const TRACE_MASK_DEFAULT: u64 = 306;
+
+/// `envi`: Apache's keys in Apache's order. zk is not a JVM, so the java.* keys describe
+/// this process instead (an empty class path, the binary's own path as java.home); tools
+/// that parse the output find every key they expect.
+fn envi_text(s: &mut String, env: &Env) {
+    let (user, home) = current_user();
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    let mem_kb = |key: &str, file: &str| -> u64 {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            })
+            .unwrap_or(0)
+    };
+    let rss_mb = mem_kb("VmRSS:", "/proc/self/status") / 1024;
+    let total_mb = mem_kb("MemTotal:", "/proc/meminfo") / 1024;
+    let free_mb = mem_kb("MemAvailable:", "/proc/meminfo") / 1024;
+    let tmp = std::env::temp_dir().display().to_string();
+    s.push_str("Environment:\n");
+    for (k, v) in [
+        ("zookeeper.version", crate::VERSION_STRING.to_owned()),
+        ("host.name", env.host_name.clone()),
+        ("java.version", "none (zk is a native binary)".to_owned()),
+        ("java.vendor", "none".to_owned()),
+        ("java.home", exe),
+        ("java.class.path", String::new()),
+        ("java.library.path", String::new()),
+        ("java.io.tmpdir", tmp),
+        ("java.compiler", "<NA>".to_owned()),
+        ("os.name", "Linux".to_owned()),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", os_version),
+        ("user.name", user),
+        ("user.home", home),
+        ("user.dir", cwd),
+        ("os.memory.free", format!("{free_mb}MB")),
+        ("os.memory.max", format!("{total_mb}MB")),
+        ("os.memory.total", format!("{rss_mb}MB")),
+    ] {
+        let _ = writeln!(s, "{k}={v}");
+    }
+}
+
+/// The process owner's name and home directory, from /etc/passwd as Java's user.name is
+/// (the environment may not carry USER, e.g. under systemd).
+fn current_user() -> (String, String) {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        });
+    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
+        for line in passwd.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 6 && f[2] == uid {
+                return (f[0].to_owned(), f[5].to_owned());
+            }
+        }
+    }
+    (
+        std::env::var("USER").unwrap_or_default(),
+        std::env::var("HOME").unwrap_or_default(),
+    )
+}
+
 /// The command a connection's first four bytes name, if they name one.
 pub fn word_of(first4: &[u8]) -> Option<&'static str> {
     WORDS.iter().copied().find(|w| w.as_bytes() == first4)
@@ -91,7 +171,7 @@ impl Server {
         match word {
             "ruok" => s.push_str("imok"),
             "isro" => s.push_str("rw"),
-            "gtmk" => s.push('0'),
+            "gtmk" => s.push_str(&TRACE_MASK_DEFAULT.to_string()),
             "srvr" => self.stat_text(&mut s, false),
             "stat" => self.stat_text(&mut s, true),
             "cons" => {
@@ -112,21 +192,7 @@ impl Server {
                 s.push_str("Server stats reset.\n");
             }
             "conf" => self.conf_text(&mut s, env),
-            "envi" => {
-                s.push_str("Environment:\n");
-                let cwd = std::env::current_dir()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let user = std::env::var("USER").unwrap_or_default();
-                let home = std::env::var("HOME").unwrap_or_default();
-                let _ = writeln!(s, "zookeeper.version={}", crate::VERSION_STRING);
-                let _ = writeln!(s, "host.name={}", env.host_name);
-                let _ = writeln!(s, "os.name={}", std::env::consts::OS);
-                let _ = writeln!(s, "os.arch={}", std::env::consts::ARCH);
-                let _ = writeln!(s, "user.name={user}");
-                let _ = writeln!(s, "user.home={home}");
-                let _ = writeln!(s, "user.dir={cwd}");
-            }
+            "envi" => envi_text(&mut s, env),
             "dirs" => {
                 let _ = writeln!(s, "datadir_size: {}", env.data_dir_size);
                 let _ = writeln!(s, "logdir_size: {}", env.log_dir_size);
