@@ -119,6 +119,8 @@ pub struct Config {
     /// 0 = no automatic purge.
     pub autopurge_purge_interval_hours: u32,
     pub force_sync: bool,
+    /// A txn log sync slower than this logs a warning and counts in mntr.
+    pub fsync_warning_threshold_ms: u64,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,
     pub container_max_never_used_interval_ms: u64,
@@ -167,6 +169,7 @@ impl Default for Config {
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 1,
             force_sync: true,
+            fsync_warning_threshold_ms: 1000,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             container_max_never_used_interval_ms: 0,
@@ -531,6 +534,9 @@ pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
                 cfg.autopurge_purge_interval_hours = r.int(p, 0, JAVA_INT_MAX)? as u32;
             }
             "forceSync" => cfg.force_sync = r.yes_no(p)?,
+            "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
+                cfg.fsync_warning_threshold_ms = r.int(p, 0, JAVA_INT_MAX)? as u64;
+            }
             "znode.container.checkIntervalMs" => {
                 cfg.container_check_interval_ms = r.int(p, 1, JAVA_INT_MAX)? as u64;
             }

@@ -20,13 +20,19 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod durability;
+
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-const FIRST_CONN: u64 = 2;
+const WAKER: Token = Token(2);
+const FIRST_CONN: u64 = 3;
 /// Unsent reply bytes above which a connection is not read from until it drains.
 pub const OUTPUT_BYTES_MAX: usize = 4 << 20;
 /// How much is read from one socket per readiness event before others get a turn.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// zk's own four-letter word for `zk snapshot save`. As a frame length it is far over any
+/// jute.maxbuffer, so no ZooKeeper client frame can start with it.
+const SNAP_WORD: &[u8; 4] = b"snap";
 /// The loop wakes at least this often to expire sessions and run container checks.
 const WAKE_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -56,6 +62,8 @@ pub struct Runtime {
     env: Env,
     frame_bytes_max: usize,
     signals: signal_hook_mio::v1_0::Signals,
+    durability: Option<durability::Durability>,
+    _locks: Vec<crate::storage::DirLock>,
     pub local_addr: SocketAddr,
 }
 
@@ -117,6 +125,90 @@ fn fd_counts() -> (u64, u64) {
     (open, max)
 }
 
+/// Says at start-up when the log directory cannot hold even one more preallocated segment:
+/// the server still starts (reads work), but writes will fail until space is freed.
+fn warn_if_low_on_space(dir: &std::path::Path, segment_bytes: u64) {
+    if let Some(free) = crate::storage::free_bytes(dir) {
+        if free < segment_bytes {
+            log::warn!(
+                "only {} KiB free in {}, less than one txn log segment ({} KiB): writes will fail until space is freed",
+                free / 1024,
+                dir.display(),
+                segment_bytes / 1024
+            );
+        }
+    }
+}
+
+type Opened = (
+    Server,
+    Option<durability::Durability>,
+    Vec<crate::storage::DirLock>,
+);
+
+/// Locks the data directories, recovers the tree and sessions, and opens the txn log.
+fn open_storage(cfg: Config, poll: &Poll, start: Instant) -> io::Result<Opened> {
+    let mut locks = Vec::new();
+    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+        if locks.iter().any(|l: &crate::storage::DirLock| {
+            l.path().starts_with(crate::storage::version_dir(dir))
+        }) {
+            continue;
+        }
+        crate::storage::check_writable(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("data directory {} is not usable: {e}", dir.display()),
+            )
+        })?;
+        let lock = crate::storage::lock_data_dir(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot lock {}: {e} (is another server using it?)",
+                    dir.display()
+                ),
+            )
+        })?;
+        locks.push(lock);
+    }
+    let t0 = Instant::now();
+    let rec = crate::storage::recover(&cfg.data_dir, &cfg.data_log_dir)
+        .map_err(|e| io::Error::other(format!("recovery failed: {e}")))?;
+    log::info!(
+        "recovered {} znodes and {} sessions at zxid 0x{:x} ({} txns replayed after snapshot 0x{:x}) in {} ms",
+        rec.tree.node_count(),
+        rec.sessions.len(),
+        rec.last_zxid,
+        rec.txns_replayed,
+        rec.snapshot_zxid,
+        t0.elapsed().as_millis()
+    );
+    if let Some(t) = &rec.torn_tail {
+        log::warn!(
+            "truncated a torn txn log tail in {} at offset {}",
+            t.file.display(),
+            t.offset
+        );
+    }
+    warn_if_low_on_space(&cfg.data_log_dir, cfg.pre_alloc_size_kb * 1024);
+    let secret = crate::storage::load_or_create_secret(&cfg.data_dir, random_secret)?;
+    let log = std::rc::Rc::new(std::cell::RefCell::new(
+        crate::storage::txnlog::TxnLog::open(&cfg.data_log_dir, cfg.pre_alloc_size_kb * 1024)?,
+    ));
+    let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+    let seed = u64::from_le_bytes(secret[..8].try_into().expect("8 bytes"))
+        ^ start.elapsed().as_nanos() as u64;
+    let d = durability::Durability::new(&cfg, log.clone(), rec.last_zxid, waker, seed)?;
+    let n = now(start);
+    let sink: Box<dyn crate::server::TxnSink> = Box::new(durability::LogSink(log));
+    let mut server = Server::with_tree(cfg, n, secret, rec.tree, rec.last_zxid, Some(sink));
+    for (id, timeout) in rec.sessions {
+        server.restore_session(id, timeout, n);
+    }
+    Ok((server, Some(d), locks))
+}
+
 impl Runtime {
     /// Binds the client port and prepares the loop.
     pub fn bind(cfg: Config) -> io::Result<Runtime> {
@@ -153,7 +245,7 @@ impl Runtime {
             ..Default::default()
         };
         let frame_bytes_max = cfg.jute_maxbuffer;
-        let server = Server::new(cfg, now(start), random_secret());
+        let (server, durability, locks) = open_storage(cfg, &poll, start)?;
         Ok(Runtime {
             poll,
             listener,
@@ -164,6 +256,8 @@ impl Runtime {
             env,
             frame_bytes_max,
             signals,
+            durability,
+            _locks: locks,
             local_addr,
         })
     }
@@ -172,7 +266,13 @@ impl Runtime {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            match self.poll.poll(&mut events, Some(WAKE_INTERVAL)) {
+            let busy = self.durability.as_ref().is_some_and(|d| d.busy());
+            let wait = if busy {
+                Duration::from_millis(1)
+            } else {
+                WAKE_INTERVAL
+            };
+            match self.poll.poll(&mut events, Some(wait)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -181,6 +281,7 @@ impl Runtime {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept()?,
+                    WAKER => {}
                     SIGNALS => {
                         for sig in self.signals.pending() {
                             log::info!("received signal {sig}, shutting down");
@@ -200,6 +301,9 @@ impl Runtime {
             }
             let n = now(self.start);
             self.server.tick(n);
+            if let Some(d) = self.durability.as_mut() {
+                d.pump(&mut self.server, n);
+            }
             self.route_output();
             // Connections held back by backpressure get another look once they drained.
             let waiting: Vec<ConnId> = self
@@ -226,6 +330,13 @@ impl Runtime {
     }
 
     fn shutdown(&mut self) {
+        // Stop accepting, finish the sync in flight and answer what it made durable, then
+        // close the sockets. Sessions stay in the log for clients to resume after restart.
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        if let Some(d) = self.durability.as_mut() {
+            d.finish(&mut self.server, now(self.start));
+        }
+        self.route_output();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             self.flush(id);
@@ -333,6 +444,13 @@ impl Runtime {
                 break;
             }
             let buf = &c.input[consumed..];
+            if !c.started && buf.len() >= 4 && &buf[..4] == SNAP_WORD {
+                c.started = true;
+                c.closing = true;
+                consumed += 4;
+                self.snap_word(id);
+                break;
+            }
             if !c.started && buf.len() >= 4 {
                 if let Some(word) = fourlw::word_of(&buf[..4]) {
                     c.started = true;
@@ -373,6 +491,32 @@ impl Runtime {
         }
     }
 
+    /// `snap` (zk's own word, used by `zk snapshot save`): start a snapshot now. Allowed from
+    /// loopback, or from anywhere when the whitelist names it.
+    fn snap_word(&mut self, id: ConnId) {
+        let local = self
+            .server
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.addr.ip().is_loopback());
+        let text = if !local && !self.server.cfg.four_letter_word_allowed("snap") {
+            "snap is not executed because it is not in the whitelist.\n".to_owned()
+        } else {
+            match self.durability.as_mut() {
+                None => "this server keeps no snapshots\n".to_owned(),
+                Some(d) => match d.start_snapshot(&self.server) {
+                    Some(z) => format!("Snapshot started at zxid 0x{z:x}\n"),
+                    None => "A snapshot is already being written\n".to_owned(),
+                },
+            }
+        };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.output.extend_from_slice(text.as_bytes());
+            c.closing = true;
+        }
+        self.flush(id);
+    }
+
     fn four_letter(&mut self, id: ConnId, word: &str) {
         let (open, max) = fd_counts();
         self.env.open_fds = open;
@@ -381,6 +525,14 @@ impl Runtime {
         if matches!(word, "dirs" | "conf") {
             self.env.data_dir_size = dir_size(&self.server.cfg.data_dir);
             self.env.log_dir_size = dir_size(&self.server.cfg.data_log_dir);
+        }
+        if let Some(d) = &self.durability {
+            let st = &d.stats;
+            self.env.fsync_count = st.syncs;
+            self.env.fsync_threshold_exceed_count = st.slow_syncs;
+            self.env.fsync_last_ms = st.last_sync_ms;
+            self.env.fsync_max_ms = st.max_sync_ms;
+            self.env.snapshots_taken = st.snapshots;
         }
         let text = self.server.four_letter(word, &self.env);
         if let Some(c) = self.conns.get_mut(&id) {

@@ -18,6 +18,14 @@ pub struct Env {
     pub max_fds: u64,
     pub host_name: String,
     pub client_port: u16,
+    /// Txn log syncs done, syncs slower than fsync.warningthresholdms, and their times.
+    pub fsync_count: u64,
+    pub fsync_threshold_exceed_count: u64,
+    pub fsync_last_ms: u64,
+    pub fsync_max_ms: u64,
+    pub snapshots_taken: u64,
+    /// Writes refused because the log could not take them (e.g. disk full).
+    pub log_append_failures: u64,
 }
 
 pub const WORDS: &[&str] = &[
@@ -395,6 +403,18 @@ impl Server {
         line("session_expired_count", st.sessions_expired.to_string());
         line("last_proposal_size", "-1".into());
         line("commit_count", self.last_zxid.to_string());
+        line("cnt_fsynctime", env.fsync_count.to_string());
+        line("max_fsynctime", env.fsync_max_ms.to_string());
+        line("last_fsynctime", env.fsync_last_ms.to_string());
+        line(
+            "fsync_threshold_exceed_count",
+            env.fsync_threshold_exceed_count.to_string(),
+        );
+        line("snapshot_count", env.snapshots_taken.to_string());
+        line(
+            "txnlog_append_failures",
+            self.stats.log_append_failures.to_string(),
+        );
     }
 }
 

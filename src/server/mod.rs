@@ -231,6 +231,11 @@ impl Server {
         self.sessions.add(id, timeout_ms, now.mono_ms, None);
     }
 
+    /// Every open session with its timeout, for snapshots.
+    pub fn session_list(&self) -> Vec<(i64, u32)> {
+        self.sessions.list()
+    }
+
     /// Whether the network loop should stop handing this connection frames for now.
     pub fn conn_saturated(&self, id: ConnId) -> bool {
         self.conns

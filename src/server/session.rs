@@ -126,6 +126,14 @@ impl SessionTracker {
             .collect()
     }
 
+    /// (id, timeout) of every session.
+    pub fn list(&self) -> Vec<(i64, u32)> {
+        self.sessions
+            .values()
+            .map(|s| (s.id, s.timeout_ms))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }

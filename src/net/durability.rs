@@ -1,0 +1,371 @@
+//! Durability for the event loop: the txn log as the server's `TxnSink`, a sync thread that
+//! makes appended txns durable in batches (group commit: one sync covers everything appended
+//! since the last one) and wakes the loop through mio's Waker, and fuzzy snapshots written by
+//! a second thread from chunks the loop serializes a bounded batch at a time, followed by a
+//! purge. Reads never wait for any of this: the loop keeps serving while a sync runs.
+//!
+//! A failed sync is fatal (DESIGN.md §5): the process exits and recovery decides what
+//! survived, because retrying an fsync that failed can report success for lost data.
+
+use crate::config::Config;
+use crate::proto::txn::{Txn, TxnHeader};
+use crate::server::{Now, Server, TxnSink};
+use crate::storage::snapshot::{encode_node, SnapshotWriter};
+use crate::storage::txnlog::{SyncBatch, TxnLog};
+use crate::tree::walk::WalkCursor;
+use std::cell::RefCell;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Nodes serialized per loop turn while a snapshot is in progress.
+const SNAPSHOT_NODES_PER_TURN: usize = 4096;
+/// Serialized chunks that may wait for the snapshot thread (bounds the memory a snapshot
+/// holds beyond the tree itself).
+const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 8;
+
+/// The server's view of the log: appends go straight into the mapped segment.
+pub struct LogSink(pub Rc<RefCell<TxnLog>>);
+
+impl TxnSink for LogSink {
+    fn append(&mut self, hdr: &TxnHeader, txn: &Txn) -> Result<(), String> {
+        self.0
+            .borrow_mut()
+            .append(hdr, txn)
+            .map_err(|e| e.to_string())
+    }
+}
+
+enum SnapMsg {
+    Chunk(Vec<u8>, u64),
+    Finish(Vec<(i64, u32)>),
+}
+
+struct SnapshotJob {
+    zxid: i64,
+    cursor: WalkCursor,
+    tx: SyncSender<SnapMsg>,
+    /// A chunk built but not yet accepted by the full queue.
+    held: Option<(Vec<u8>, u64)>,
+    started: Instant,
+}
+
+/// Figures for mntr and logs.
+#[derive(Debug, Default, Clone)]
+pub struct SyncStats {
+    pub syncs: u64,
+    pub slow_syncs: u64,
+    pub last_sync_ms: u64,
+    pub max_sync_ms: u64,
+    pub snapshots: u64,
+}
+
+pub struct Durability {
+    log: Rc<RefCell<TxnLog>>,
+    sync_tx: mpsc::Sender<SyncBatch>,
+    sync_rx: Receiver<(io::Result<i64>, Duration)>,
+    sync_in_flight: bool,
+    force_sync: bool,
+    fsync_warn: Duration,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    snap_retain: usize,
+    purge_enabled: bool,
+    snap_threshold: u64,
+    last_snapshot_zxid: i64,
+    snapshot: Option<SnapshotJob>,
+    snap_done_rx: Receiver<io::Result<PathBuf>>,
+    snap_done_tx: mpsc::Sender<io::Result<PathBuf>>,
+    waker: Arc<mio::Waker>,
+    pub stats: SyncStats,
+    _sync_thread: JoinHandle<()>,
+}
+
+/// A randomized snapshot threshold in [snapCount/2 + 1, snapCount], as ZooKeeper spreads
+/// snapshots of an ensemble's servers apart.
+fn snap_threshold(snap_count: u64, seed: u64) -> u64 {
+    let half = snap_count / 2;
+    half + 1 + seed % (snap_count - half).max(1)
+}
+
+impl Durability {
+    pub fn new(
+        cfg: &Config,
+        log: Rc<RefCell<TxnLog>>,
+        last_zxid: i64,
+        waker: Arc<mio::Waker>,
+        seed: u64,
+    ) -> io::Result<Durability> {
+        let (sync_tx, batches) = mpsc::channel::<SyncBatch>();
+        let (results_tx, sync_rx) = mpsc::channel();
+        let w = waker.clone();
+        let force_sync = cfg.force_sync;
+        let sync_thread = std::thread::Builder::new()
+            .name("zk-sync".into())
+            .spawn(move || {
+                for batch in batches {
+                    let start = Instant::now();
+                    let r = if force_sync {
+                        batch.run()
+                    } else {
+                        Ok(batch.skip())
+                    };
+                    if results_tx.send((r, start.elapsed())).is_err() {
+                        return;
+                    }
+                    let _ = w.wake();
+                }
+            })?;
+        let (snap_done_tx, snap_done_rx) = mpsc::channel();
+        Ok(Durability {
+            log,
+            sync_tx,
+            sync_rx,
+            sync_in_flight: false,
+            force_sync: cfg.force_sync,
+            fsync_warn: Duration::from_millis(cfg.fsync_warning_threshold_ms),
+            data_dir: cfg.data_dir.clone(),
+            log_dir: cfg.data_log_dir.clone(),
+            snap_retain: cfg.autopurge_snap_retain_count.max(3) as usize,
+            purge_enabled: cfg.autopurge_purge_interval_hours > 0,
+            snap_threshold: snap_threshold(cfg.snap_count.max(2), seed),
+            last_snapshot_zxid: last_zxid,
+            snapshot: None,
+            snap_done_rx,
+            snap_done_tx,
+            waker,
+            stats: SyncStats::default(),
+            _sync_thread: sync_thread,
+        })
+    }
+
+    /// Collects finished syncs (applying and answering their txns), starts the next sync,
+    /// and advances a snapshot in progress. Called once per loop turn and on wake-ups.
+    pub fn pump(&mut self, server: &mut Server, now: Now) {
+        while let Ok((r, took)) = self.sync_rx.try_recv() {
+            self.sync_in_flight = false;
+            match r {
+                Ok(zxid) => {
+                    self.record_sync(took);
+                    server.durable(zxid, now);
+                }
+                Err(e) => {
+                    log::error!("fsync of the txn log failed: {e}; exiting so that recovery decides what is durable");
+                    std::process::exit(70);
+                }
+            }
+        }
+        if !self.sync_in_flight {
+            if let Some(batch) = self.log.borrow_mut().take_sync_batch() {
+                if self.sync_tx.send(batch).is_ok() {
+                    self.sync_in_flight = true;
+                }
+            }
+        }
+        self.advance_snapshot(server);
+        if self.snapshot.is_none()
+            && server.last_zxid - self.last_snapshot_zxid >= self.snap_threshold as i64
+        {
+            self.start_snapshot(server);
+        }
+    }
+
+    fn record_sync(&mut self, took: Duration) {
+        let ms = took.as_millis() as u64;
+        self.stats.syncs += 1;
+        self.stats.last_sync_ms = ms;
+        self.stats.max_sync_ms = self.stats.max_sync_ms.max(ms);
+        if self.force_sync && took > self.fsync_warn {
+            self.stats.slow_syncs += 1;
+            log::warn!(
+                "fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency. File size is {} bytes. See the ZooKeeper troubleshooting guide",
+                0
+            );
+        }
+    }
+
+    /// Waits for the sync in flight and syncs whatever else was appended, answering every
+    /// txn that becomes durable (SIGTERM: finish the in-flight sync before exiting).
+    pub fn finish(&mut self, server: &mut Server, now: Now) {
+        if self.sync_in_flight {
+            if let Ok((r, took)) = self.sync_rx.recv() {
+                self.sync_in_flight = false;
+                match r {
+                    Ok(z) => {
+                        self.record_sync(took);
+                        server.durable(z, now);
+                    }
+                    Err(e) => {
+                        log::error!("fsync of the txn log failed: {e}");
+                        std::process::exit(70);
+                    }
+                }
+            }
+        }
+        let batch = self.log.borrow_mut().take_sync_batch();
+        if let Some(b) = batch {
+            let r = if self.force_sync {
+                b.run()
+            } else {
+                Ok(b.skip())
+            };
+            match r {
+                Ok(z) => server.durable(z, now),
+                Err(e) => {
+                    log::error!("fsync of the txn log failed: {e}");
+                    std::process::exit(70);
+                }
+            }
+        }
+    }
+
+    /// Starts a fuzzy snapshot at the last applied zxid (`zk snapshot save`, or snapCount).
+    /// Returns the zxid, or None when one is already running.
+    pub fn start_snapshot(&mut self, server: &Server) -> Option<i64> {
+        if self.snapshot.is_some() {
+            return None;
+        }
+        let zxid = server.last_zxid;
+        // Later txns go to a new segment, so purge can drop whole old segments.
+        self.log.borrow_mut().roll();
+        self.last_snapshot_zxid = zxid;
+        let (tx, rx) = mpsc::sync_channel::<SnapMsg>(SNAPSHOT_CHUNKS_QUEUED_MAX);
+        let dir = self.data_dir.clone();
+        let log_dir = self.log_dir.clone();
+        let done = self.snap_done_tx.clone();
+        let waker = self.waker.clone();
+        let (retain, purge) = (self.snap_retain, self.purge_enabled);
+        let spawned = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                let r = write_snapshot(&dir, zxid, rx);
+                if r.is_ok() && purge {
+                    match crate::storage::purge(&dir, &log_dir, retain) {
+                        Ok(rep) => {
+                            if !rep.snapshots_removed.is_empty() || !rep.logs_removed.is_empty() {
+                                log::info!(
+                                    "purged {} snapshot(s) and {} log segment(s), keeping the newest {retain} snapshots",
+                                    rep.snapshots_removed.len(),
+                                    rep.logs_removed.len()
+                                );
+                            }
+                        }
+                        Err(e) => log::warn!("purge failed: {e}"),
+                    }
+                }
+                let _ = done.send(r);
+                let _ = waker.wake();
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the snapshot thread: {e}");
+            return None;
+        }
+        log::info!("Creating new snapshot at zxid 0x{zxid:x}");
+        self.snapshot = Some(SnapshotJob {
+            zxid,
+            cursor: WalkCursor::new(),
+            tx,
+            held: None,
+            started: Instant::now(),
+        });
+        Some(zxid)
+    }
+
+    fn advance_snapshot(&mut self, server: &Server) {
+        while let Ok(r) = self.snap_done_rx.try_recv() {
+            match r {
+                Ok(p) => {
+                    self.stats.snapshots += 1;
+                    log::info!("Snapshot taken: {}", p.display());
+                }
+                Err(e) => log::error!("snapshot failed: {e}"),
+            }
+        }
+        let Some(job) = self.snapshot.as_mut() else {
+            return;
+        };
+        loop {
+            if let Some(chunk) = job.held.take() {
+                match job.tx.try_send(SnapMsg::Chunk(chunk.0, chunk.1)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(SnapMsg::Chunk(b, n))) => {
+                        job.held = Some((b, n));
+                        return;
+                    }
+                    Err(_) => {
+                        // The writer thread failed and said so through snap_done.
+                        self.snapshot = None;
+                        return;
+                    }
+                }
+            }
+            if job.cursor.is_done() {
+                let mut sessions = server.session_list();
+                sessions.sort_unstable();
+                let _ = job.tx.send(SnapMsg::Finish(sessions));
+                log::info!(
+                    "snapshot 0x{:x} serialized in {} ms",
+                    job.zxid,
+                    job.started.elapsed().as_millis()
+                );
+                self.snapshot = None;
+                return;
+            }
+            let mut buf = Vec::with_capacity(256 * 1024);
+            let n =
+                server
+                    .tree
+                    .walk_step(&mut job.cursor, SNAPSHOT_NODES_PER_TURN, |path, node| {
+                        encode_node(&mut buf, path, node)
+                    });
+            job.held = Some((buf, n as u64));
+            // One chunk per turn keeps the loop responsive while a large tree is written.
+            if !job.cursor.is_done() {
+                if let Some(chunk) = job.held.take() {
+                    if let Err(TrySendError::Full(SnapMsg::Chunk(b, n))) =
+                        job.tx.try_send(SnapMsg::Chunk(chunk.0, chunk.1))
+                    {
+                        job.held = Some((b, n));
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// Whether a snapshot is being written (the loop then wakes more often to feed it).
+    pub fn busy(&self) -> bool {
+        self.snapshot.is_some() || self.sync_in_flight
+    }
+}
+
+fn write_snapshot(dir: &std::path::Path, zxid: i64, rx: Receiver<SnapMsg>) -> io::Result<PathBuf> {
+    let mut w = SnapshotWriter::create(dir, zxid)?;
+    for msg in rx {
+        match msg {
+            SnapMsg::Chunk(bytes, n) => w.write_chunk(&bytes, n)?,
+            SnapMsg::Finish(sessions) => return w.finish(&sessions),
+        }
+    }
+    Err(io::Error::other(
+        "snapshot abandoned before it was finished",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_is_within_zookeepers_range() {
+        for seed in 0..1000 {
+            let t = snap_threshold(100_000, seed);
+            assert!((50_001..=100_000).contains(&t), "{t}");
+        }
+        assert_eq!(snap_threshold(2, 0), 2);
+    }
+}
