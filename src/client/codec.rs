@@ -31,14 +31,26 @@ pub struct ClientInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
     /// A create sent as op 1: only the actual path comes back.
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// A create sent as op 15, 19 or 21: the path and the new node's Stat.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
-    GetChildren { children: Vec<String> },
-    GetData { data: Option<Vec<u8>>, stat: Stat },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
     /// The op failed with this code; in a failed multi the ops before the failing one report
     /// `Ok` and the ones after it `RuntimeInconsistency`.
     Error(Code),
@@ -68,8 +80,8 @@ pub fn create_body(
     w.buf
 }
 
-/// `{ustring path, int n}`: delete, check, setACL-less records with a trailing int, and the
-/// watch requests (checkWatches, removeWatches, addWatch) whose int is a type or mode.
+/// `{ustring path, int n}`: delete (n is a version) and the watch requests checkWatches,
+/// removeWatches and addWatch (n is a watcher type or an addWatch mode).
 pub fn path_int_body(path: &str, n: i32) -> Vec<u8> {
     let mut w = Writer::new();
     w.string(path).i32(n);
@@ -282,7 +294,10 @@ pub fn read_strings_stat(body: &[u8]) -> DResult<(Vec<String>, Stat)> {
 /// `GetACLResponse{vector<ACL> acl, Stat stat}`.
 pub fn read_acl_stat(body: &[u8]) -> DResult<(Vec<Acl>, Stat)> {
     let mut r = Reader::new(body);
-    Ok((read_acl_vec(&mut r)?.unwrap_or_default(), Stat::read(&mut r)?))
+    Ok((
+        read_acl_vec(&mut r)?.unwrap_or_default(),
+        Stat::read(&mut r)?,
+    ))
 }
 
 /// A reply that is a single int (getAllChildrenNumber, addWatch's ErrorResponse).
@@ -302,6 +317,25 @@ pub fn read_client_infos(body: &[u8]) -> DResult<Vec<ClientInfo>> {
         });
     }
     Ok(v)
+}
+
+/// Runs every reply decoder of this module over `data`; for the fuzzer and its replay test,
+/// next to `proto::fuzz_decode`. Its only job is to never panic.
+pub fn fuzz_decode_replies(data: &[u8]) {
+    let _ = read_multi_response(data);
+    let _ = read_watch_event(data, -1);
+    let _ = read_data_stat(data);
+    let _ = read_stat(data);
+    let _ = read_string(data);
+    let _ = read_string_stat(data);
+    let _ = read_strings(data);
+    let _ = read_strings_stat(data);
+    let _ = read_acl_stat(data);
+    let _ = read_int(data);
+    let _ = read_client_infos(data);
+    if let Ok(n) = read_int(data) {
+        let _ = read_code(n);
+    }
 }
 
 #[cfg(test)]
@@ -489,7 +523,11 @@ mod tests {
         );
         assert!(read_watch_event(&w.buf[..6], 9).is_err());
         let mut w = Writer::new();
-        w.i32(2).string("digest").string("u").string("ip").string("127.0.0.1");
+        w.i32(2)
+            .string("digest")
+            .string("u")
+            .string("ip")
+            .string("127.0.0.1");
         assert_eq!(
             read_client_infos(&w.buf).unwrap(),
             vec![
