@@ -1,8 +1,8 @@
 //! `zk snapshot`: offline tools over a data directory — list snapshots and log segments,
 //! dump the tree, print txn records, verify every file, restore a snapshot into a stopped
-//! server's directory. A thin front-end over `storage`; nothing here talks to a server (so
-//! `save`, which asks a running server to snapshot, lives elsewhere). Reading verbs never
-//! change files; `restore` takes the directory lock first. Corresponds to ZooKeeper's
+//! server's directory, and `save`: ask a running server to take a snapshot now (zk's own
+//! four-letter word `snap`, allowed from loopback). A thin front-end over `storage`. Reading
+//! verbs never change files; `restore` takes the directory lock first. Corresponds to ZooKeeper's
 //! SnapshotFormatter, TxnLogToolkit and the manual restore procedure.
 
 use crate::config::{self, Config};
@@ -59,6 +59,14 @@ pub enum Verb {
     /// Check every CRC and the structure of every snapshot and log segment, and that the
     /// directory recovers. Exits non-zero, naming the file and offset, on damage.
     Verify,
+    /// Ask a running server to take a snapshot now. With a known data directory (--data-dir
+    /// or --config), wait until the snapshot file is complete and print its path.
+    Save {
+        /// host:port of the server; default the config's clientPort on localhost, or
+        /// localhost:2181.
+        #[arg(long, short = 's', value_name = "HOST:PORT")]
+        server: Option<String>,
+    },
     /// Install a snapshot into a stopped server's data directory. Existing snapshots and logs
     /// are moved to restore-backup-<time>, never deleted.
     Restore {
@@ -67,7 +75,13 @@ pub enum Verb {
     },
 }
 
-pub fn run(a: SnapshotArgs) -> Result<i32, Box<dyn Error>> {
+pub fn run(mut a: SnapshotArgs) -> Result<i32, Box<dyn Error>> {
+    // `save` with a config and no --server asks the server that config describes.
+    if let (Verb::Save { server: s @ None }, Some(cfg)) = (&mut a.verb, &a.config) {
+        if let Some(port) = config::load(cfg)?.client_port {
+            *s = Some(format!("127.0.0.1:{port}"));
+        }
+    }
     let explicit = a.data_dir.is_some() || a.config.is_some();
     let (data_dir, log_dir) = dirs(&a)?;
     let out = io::stdout();
@@ -88,6 +102,42 @@ pub fn run(a: SnapshotArgs) -> Result<i32, Box<dyn Error>> {
     }
 }
 
+/// How long `save` waits for the server to finish writing the snapshot.
+const SAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn save(
+    out: &mut dyn Write,
+    server: Option<String>,
+    data_dir: Option<&Path>,
+) -> Result<i32, Box<dyn Error>> {
+    let server = server.unwrap_or_else(|| "localhost:2181".to_owned());
+    let reply =
+        crate::client::four_letter_word(&server, "snap", std::time::Duration::from_secs(10))
+            .map_err(|e| format!("cannot reach {server}: {e}"))?;
+    let Some(zxid_hex) = reply
+        .trim()
+        .strip_prefix("Snapshot started at zxid 0x")
+        .map(str::to_owned)
+    else {
+        writeln!(out, "{}", reply.trim())?;
+        return Ok(1);
+    };
+    writeln!(out, "snapshot of zxid 0x{zxid_hex} started on {server}")?;
+    let Some(dir) = data_dir else {
+        return Ok(0);
+    };
+    let file = storage::version_dir(dir).join(format!("snapshot.{zxid_hex}"));
+    let deadline = std::time::Instant::now() + SAVE_WAIT;
+    while !file.exists() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{} did not appear within {SAVE_WAIT:?}", file.display()).into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    writeln!(out, "{}", file.display())?;
+    Ok(0)
+}
+
 fn run_verb(
     out: &mut dyn Write,
     verb: Verb,
@@ -101,6 +151,7 @@ fn run_verb(
         Verb::Dump { json, snapshot } => dump(out, &data_dir, &log_dir, snapshot, json)?,
         Verb::Log { file } => print_log(out, &log_dir, file)?,
         Verb::Verify => verify(out, &data_dir, &log_dir)?,
+        Verb::Save { server } => save(out, server, explicit.then_some(data_dir.as_path()))?,
         Verb::Restore { snapshot } => {
             if !explicit {
                 return Err(

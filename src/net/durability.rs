@@ -75,6 +75,8 @@ pub struct Durability {
     log_dir: PathBuf,
     snap_retain: usize,
     purge_enabled: bool,
+    purge_interval: Duration,
+    last_purge: Instant,
     snap_threshold: u64,
     last_snapshot_zxid: i64,
     snapshot: Option<SnapshotJob>,
@@ -132,6 +134,8 @@ impl Durability {
             log_dir: cfg.data_log_dir.clone(),
             snap_retain: cfg.autopurge_snap_retain_count.max(3) as usize,
             purge_enabled: cfg.autopurge_purge_interval_hours > 0,
+            purge_interval: Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600),
+            last_purge: Instant::now(),
             snap_threshold: snap_threshold(cfg.snap_count.max(2), seed),
             last_snapshot_zxid: last_zxid,
             snapshot: None,
@@ -167,6 +171,13 @@ impl Durability {
             }
         }
         self.advance_snapshot(server);
+        if self.purge_enabled
+            && self.snapshot.is_none()
+            && self.last_purge.elapsed() >= self.purge_interval
+        {
+            self.last_purge = Instant::now();
+            self.spawn_purge();
+        }
         if self.snapshot.is_none()
             && server.last_zxid - self.last_snapshot_zxid >= self.snap_threshold as i64
         {
@@ -244,18 +255,7 @@ impl Durability {
             .spawn(move || {
                 let r = write_snapshot(&dir, zxid, rx);
                 if r.is_ok() && purge {
-                    match crate::storage::purge(&dir, &log_dir, retain) {
-                        Ok(rep) => {
-                            if !rep.snapshots_removed.is_empty() || !rep.logs_removed.is_empty() {
-                                log::info!(
-                                    "purged {} snapshot(s) and {} log segment(s), keeping the newest {retain} snapshots",
-                                    rep.snapshots_removed.len(),
-                                    rep.logs_removed.len()
-                                );
-                            }
-                        }
-                        Err(e) => log::warn!("purge failed: {e}"),
-                    }
+                    purge_now(&dir, &log_dir, retain);
                 }
                 let _ = done.send(r);
                 let _ = waker.wake();
@@ -337,9 +337,40 @@ impl Durability {
         }
     }
 
+    /// autopurge.purgeInterval: purge on a thread of its own (it only lists and unlinks).
+    fn spawn_purge(&self) {
+        let (dir, log_dir, retain) = (
+            self.data_dir.clone(),
+            self.log_dir.clone(),
+            self.snap_retain,
+        );
+        let r = std::thread::Builder::new()
+            .name("zk-purge".into())
+            .spawn(move || purge_now(&dir, &log_dir, retain));
+        if let Err(e) = r {
+            log::warn!("cannot start the purge thread: {e}");
+        }
+    }
+
     /// Whether a snapshot is being written (the loop then wakes more often to feed it).
     pub fn busy(&self) -> bool {
         self.snapshot.is_some() || self.sync_in_flight
+    }
+}
+
+/// Keeps the newest `retain` snapshots and the log segments they need.
+fn purge_now(dir: &std::path::Path, log_dir: &std::path::Path, retain: usize) {
+    match crate::storage::purge(dir, log_dir, retain) {
+        Ok(rep) => {
+            if !rep.snapshots_removed.is_empty() || !rep.logs_removed.is_empty() {
+                log::info!(
+                    "purged {} snapshot(s) and {} log segment(s), keeping the newest {retain} snapshots",
+                    rep.snapshots_removed.len(),
+                    rep.logs_removed.len()
+                );
+            }
+        }
+        Err(e) => log::warn!("purge failed: {e}"),
     }
 }
 
