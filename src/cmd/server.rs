@@ -71,6 +71,12 @@ pub fn run(a: ServerArgs) -> Result<i32, Box<dyn std::error::Error>> {
     if cfg.is_distributed() {
         return Err("ensemble mode (server.N lines with more than one voting member) is not supported yet; this build runs standalone only".into());
     }
+    // A standalone server has no myid; one left in the data dir still labels the log lines.
+    if cfg.data_dir.join("myid").exists() {
+        if let Ok(id) = config::read_myid(&cfg.data_dir) {
+            crate::cmd::set_log_myid(id);
+        }
+    }
     log::info!(
         "starting zk {} standalone, dataDir {}",
         env!("CARGO_PKG_VERSION"),

@@ -21,6 +21,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod durability;
+pub mod metrics;
+pub mod resolve;
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -35,6 +37,15 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 const SNAP_WORD: &[u8; 4] = b"snap";
 /// The loop wakes at least this often to expire sessions and run container checks.
 const WAKE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How often the metrics endpoint's figures are refreshed.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+struct Metrics {
+    hub: std::sync::Arc<metrics::MetricsHub>,
+    latency: metrics::LatencyHistogram,
+    last_update: Instant,
+}
 
 struct ConnIo {
     stream: TcpStream,
@@ -63,6 +74,7 @@ pub struct Runtime {
     frame_bytes_max: usize,
     signals: signal_hook_mio::v1_0::Signals,
     durability: Option<durability::Durability>,
+    metrics: Option<Metrics>,
     _locks: Vec<crate::storage::DirLock>,
     pub local_addr: SocketAddr,
 }
@@ -245,6 +257,22 @@ impl Runtime {
             ..Default::default()
         };
         let frame_bytes_max = cfg.jute_maxbuffer;
+        let metrics = match cfg.metrics_http_port {
+            None => None,
+            Some(port) => {
+                let addr = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port);
+                let hub = std::sync::Arc::new(metrics::MetricsHub::new());
+                metrics::spawn(addr, hub.clone()).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
+                })?;
+                log::info!("serving Prometheus metrics on http://{addr}/metrics");
+                Some(Metrics {
+                    hub,
+                    latency: metrics::LatencyHistogram::new(),
+                    last_update: start,
+                })
+            }
+        };
         let (server, durability, locks) = open_storage(cfg, &poll, start)?;
         Ok(Runtime {
             poll,
@@ -257,6 +285,7 @@ impl Runtime {
             frame_bytes_max,
             signals,
             durability,
+            metrics,
             _locks: locks,
             local_addr,
         })
@@ -304,6 +333,7 @@ impl Runtime {
             if let Some(d) = self.durability.as_mut() {
                 d.pump(&mut self.server, n);
             }
+            self.update_metrics();
             self.route_output();
             // Connections held back by backpressure get another look once they drained.
             let waiting: Vec<ConnId> = self
@@ -327,6 +357,43 @@ impl Runtime {
         }
         self.shutdown();
         Ok(())
+    }
+
+    /// Feeds request latencies into the histogram and, once a second, publishes the mntr
+    /// figures to the metrics endpoint.
+    fn update_metrics(&mut self) {
+        let samples = self.server.take_latency_samples();
+        let Some(m) = self.metrics.as_mut() else {
+            return;
+        };
+        for ms in samples {
+            m.latency.observe(ms as f64);
+        }
+        if m.last_update.elapsed() < METRICS_INTERVAL {
+            return;
+        }
+        m.last_update = Instant::now();
+        self.refresh_env();
+        let text = self.server.mntr(&self.env);
+        if let Some(m) = self.metrics.as_ref() {
+            m.hub.update(&text, &m.latency);
+        }
+    }
+
+    /// Refreshes the figures only the loop can measure, for 4lw and metrics.
+    fn refresh_env(&mut self) {
+        let (open, max) = fd_counts();
+        self.env.open_fds = open;
+        self.env.max_fds = max;
+        self.env.now_wall_ms = now(self.start).wall_ms;
+        if let Some(d) = &self.durability {
+            let st = &d.stats;
+            self.env.fsync_count = st.syncs;
+            self.env.fsync_threshold_exceed_count = st.slow_syncs;
+            self.env.fsync_last_ms = st.last_sync_ms;
+            self.env.fsync_max_ms = st.max_sync_ms;
+            self.env.snapshots_taken = st.snapshots;
+        }
     }
 
     fn shutdown(&mut self) {
@@ -518,21 +585,10 @@ impl Runtime {
     }
 
     fn four_letter(&mut self, id: ConnId, word: &str) {
-        let (open, max) = fd_counts();
-        self.env.open_fds = open;
-        self.env.max_fds = max;
-        self.env.now_wall_ms = now(self.start).wall_ms;
+        self.refresh_env();
         if matches!(word, "dirs" | "conf") {
             self.env.data_dir_size = dir_size(&self.server.cfg.data_dir);
             self.env.log_dir_size = dir_size(&self.server.cfg.data_log_dir);
-        }
-        if let Some(d) = &self.durability {
-            let st = &d.stats;
-            self.env.fsync_count = st.syncs;
-            self.env.fsync_threshold_exceed_count = st.slow_syncs;
-            self.env.fsync_last_ms = st.last_sync_ms;
-            self.env.fsync_max_ms = st.max_sync_ms;
-            self.env.snapshots_taken = st.snapshots;
         }
         let text = self.server.four_letter(word, &self.env);
         if let Some(c) = self.conns.get_mut(&id) {

@@ -36,6 +36,21 @@ pub fn resolve_with_hosts_file(
     port: u16,
     hosts_file: &Path,
 ) -> io::Result<Vec<SocketAddr>> {
+    resolve_using(host, port, hosts_file, system_resolver)
+}
+
+/// The C library's resolver (getaddrinfo, through std): DNS and whatever NSS provides.
+fn system_resolver(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// `resolve_with_hosts_file` with the last resort given, so tests never query DNS.
+fn resolve_using(
+    host: &str,
+    port: u16,
+    hosts_file: &Path,
+    fallback: fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+) -> io::Result<Vec<SocketAddr>> {
     let host = host.trim();
     if host.is_empty() {
         return Err(io::Error::new(
@@ -59,18 +74,15 @@ pub fn resolve_with_hosts_file(
                 .collect());
         }
     }
-    let found: Vec<SocketAddr> = (bare, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot resolve {bare}: not in {} and the system resolver failed: {e}",
-                    hosts_file.display()
-                ),
-            )
-        })?
-        .collect();
+    let found = fallback(bare, port).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot resolve {bare}: not in {} and the system resolver failed: {e}",
+                hosts_file.display()
+            ),
+        )
+    })?;
     if found.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -80,7 +92,7 @@ pub fn resolve_with_hosts_file(
     Ok(found)
 }
 
-/// Resolves `host:port`, `[ipv6]:port` or `ipv6-literal` forms as written on command lines
+/// Resolves `host:port` or `[ipv6]:port` as written on command lines
 /// (`zk status --server node-1:2181`). The port is required.
 pub fn resolve_host_port(s: &str) -> io::Result<Vec<SocketAddr>> {
     resolve_host_port_with_hosts_file(s, Path::new(HOSTS_FILE))
@@ -186,6 +198,20 @@ fe80::1%eth0 node-5
 #10.0.0.9  node-9
 ";
 
+    /// A system resolver that knows one name and never touches the network.
+    fn fake_system(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        match host {
+            "dns-only.example" => Ok(vec![SocketAddr::new([192, 0, 2, 99].into(), port)]),
+            "empty.example" => Ok(Vec::new()),
+            _ => Err(io::Error::new(io::ErrorKind::NotFound, "fake: unknown")),
+        }
+    }
+
+    /// `resolve_with_hosts_file` with the fake system resolver.
+    fn resolve_fake(host: &str, port: u16, hosts: &Path) -> io::Result<Vec<SocketAddr>> {
+        resolve_using(host, port, hosts, fake_system)
+    }
+
     fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), port)
     }
@@ -194,21 +220,21 @@ fe80::1%eth0 node-5
     fn names_come_from_the_hosts_file() {
         let f = hosts_file("names", HOSTS);
         assert_eq!(
-            resolve_with_hosts_file("node-1", 2888, &f).unwrap(),
+            resolve_fake("node-1", 2888, &f).unwrap(),
             vec![v4(10, 0, 0, 1, 2888)]
         );
         // Aliases, case and one trailing dot.
         assert_eq!(
-            resolve_with_hosts_file("NODE-1.zk.example.", 3888, &f).unwrap(),
+            resolve_fake("NODE-1.zk.example.", 3888, &f).unwrap(),
             vec![v4(10, 0, 0, 1, 3888)]
         );
         assert_eq!(
-            resolve_with_hosts_file("zk-three", 2181, &f).unwrap(),
+            resolve_fake("zk-three", 2181, &f).unwrap(),
             vec![v4(10, 0, 0, 3, 2181)]
         );
         // Every line that names the host, in file order.
         assert_eq!(
-            resolve_with_hosts_file("node-3", 2181, &f).unwrap(),
+            resolve_fake("node-3", 2181, &f).unwrap(),
             vec![
                 v4(10, 0, 0, 3, 2181),
                 SocketAddr::new("fd00::3".parse().unwrap(), 2181)
@@ -242,41 +268,47 @@ fe80::1%eth0 node-5
     fn ip_literals_skip_the_hosts_file() {
         let f = Path::new("/nonexistent/hosts");
         assert_eq!(
-            resolve_with_hosts_file("192.0.2.7", 2181, f).unwrap(),
+            resolve_fake("192.0.2.7", 2181, f).unwrap(),
             vec![v4(192, 0, 2, 7, 2181)]
         );
         let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 2181);
-        assert_eq!(resolve_with_hosts_file("::1", 2181, f).unwrap(), vec![v6]);
-        assert_eq!(resolve_with_hosts_file("[::1]", 2181, f).unwrap(), vec![v6]);
+        assert_eq!(resolve_fake("::1", 2181, f).unwrap(), vec![v6]);
+        assert_eq!(resolve_fake("[::1]", 2181, f).unwrap(), vec![v6]);
     }
 
     #[test]
     fn the_hosts_file_wins_over_the_system_resolver() {
-        // `localhost` resolves through the system too; the file's answer must come first.
-        let f = hosts_file("override", "192.0.2.55 localhost\n");
+        // The fake system resolver knows dns-only.example too; the file's answer is taken.
+        let f = hosts_file("override", "192.0.2.55 dns-only.example\n");
         assert_eq!(
-            resolve_with_hosts_file("localhost", 1, &f).unwrap(),
+            resolve_fake("dns-only.example", 1, &f).unwrap(),
             vec![v4(192, 0, 2, 55, 1)]
         );
     }
 
     #[test]
-    fn unknown_names_fall_back_and_fail_clearly() {
+    fn names_not_in_the_file_go_to_the_system_resolver() {
         let f = hosts_file("unknown", HOSTS);
-        // `.invalid` never resolves (RFC 6761), so this reaches and fails in the fallback.
-        let e = resolve_with_hosts_file("no-such-host.invalid", 2181, &f).unwrap_err();
+        assert_eq!(
+            resolve_fake("dns-only.example", 2181, &f).unwrap(),
+            vec![v4(192, 0, 2, 99, 2181)]
+        );
+        let e = resolve_fake("no-such-host.invalid", 2181, &f).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
-        assert!(resolve_with_hosts_file("  ", 2181, &f).is_err());
+        let e = resolve_fake("empty.example", 2181, &f).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        assert!(resolve_fake("  ", 2181, &f).is_err());
     }
 
     #[test]
     fn a_missing_hosts_file_is_not_an_error() {
         let f = Path::new("/nonexistent/hosts");
         assert_eq!(
-            resolve_with_hosts_file("127.0.0.1", 9, f).unwrap(),
+            resolve_fake("127.0.0.1", 9, f).unwrap(),
             vec![v4(127, 0, 0, 1, 9)]
         );
-        assert!(resolve_with_hosts_file("no-such-host.invalid", 9, f).is_err());
+        assert!(resolve_fake("no-such-host.invalid", 9, f).is_err());
     }
 
     #[test]

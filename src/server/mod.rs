@@ -40,6 +40,10 @@ pub type ConnId = u64;
 /// network loop stops reading from it (ZooKeeper throttles at globalOutstandingLimit).
 pub const QUEUED_REQUESTS_MAX: usize = 1000;
 
+/// Latency samples kept between two takes by the network loop; past this they are dropped
+/// (the loop takes them every turn, so this only bounds a loop that stopped asking).
+pub const LATENCY_SAMPLES_MAX: usize = 1 << 16;
+
 /// Where txns go to become durable: the txn log, or nothing for a purely in-memory server.
 pub trait TxnSink {
     /// Appends a txn. An error means it was not logged (e.g. the disk is full): nothing of
@@ -177,6 +181,8 @@ pub struct Server {
     outstanding_order: VecDeque<(i64, Vec<String>)>,
     /// Connections whose queues may be able to move.
     runnable: Vec<ConnId>,
+    /// Request latencies (ms) since the network loop last took them, for its histogram.
+    latency_samples: Vec<u64>,
 }
 
 /// The reply a request earns, before it is framed.
@@ -223,6 +229,7 @@ impl Server {
             outstanding_zxid: HashMap::new(),
             outstanding_order: VecDeque::new(),
             runnable: Vec::new(),
+            latency_samples: Vec::new(),
         }
     }
 
@@ -241,6 +248,11 @@ impl Server {
         self.conns
             .get(&id)
             .is_some_and(|c| c.queued.len() >= QUEUED_REQUESTS_MAX)
+    }
+
+    /// Takes the request latencies recorded since the last call.
+    pub fn take_latency_samples(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.latency_samples)
     }
 
     /// Txns logged but not yet reported durable.
@@ -553,6 +565,9 @@ impl Server {
         let latency = now.mono_ms.saturating_sub(received_mono_ms);
         if xid != xid::PING {
             self.stats.record_latency(latency);
+            if self.latency_samples.len() < LATENCY_SAMPLES_MAX {
+                self.latency_samples.push(latency);
+            }
         }
         let last_zxid = self.last_zxid;
         if let Some(c) = self.conns.get_mut(&conn_id) {
