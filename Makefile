@@ -36,7 +36,7 @@ DISTDIR  ?= $(TARGET_DIR)/dist
 DISTNAME := zk-$(VERSION)-x86_64-linux
 TARBALL  := $(DISTDIR)/$(DISTNAME).tar.gz
 
-.PHONY: all build run test test-unit test-interop check fmt clippy clean help \
+.PHONY: all build run test test-deps test-unit test-interop check fmt clippy clean help \
         static install uninstall dist deb rpm
 
 all: build
@@ -68,7 +68,13 @@ test-unit:
 test-interop: build
 	ZK_BIN=$(abspath $(BIN)) bash tests/interop/run.sh
 
-test: test-unit test-interop
+# Installs what the tests need when it is missing (Debian packages, kazoo, pytest); needs
+# root for apt-get, so as another user it only says what is missing.
+test-deps:
+	@if [ "$$(id -u)" = 0 ]; then bash tests/interop/setup.sh; \
+	else echo "test-deps: not root; install what tests/interop/setup.sh lists if tests fail"; fi
+
+test: test-deps test-unit test-interop
 
 fmt:
 	$(CARGO) fmt

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the interoperability tests need, when it is missing: Apache ZooKeeper 3.8
+# Installs what the tests need, when it is missing: Apache ZooKeeper 3.8
 # (server and zkCli.sh), the C client (cli_mt), Curator and a JDK from Debian, and kazoo and
 # pytest from PyPI. Idempotent: nothing is downloaded when everything is already there.
 # Needs root (apt-get); `make test` and `.ci/run` call it.
@@ -8,7 +8,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- Debian packages: Apache ZooKeeper 3.8 (server, zkCli.sh), the C client (cli_mt),
 #     Curator, and a JDK (javac, for the Curator interop program).
-pkgs=(zookeeper zookeeper-bin libcurator-client-java libcurator-framework-java libcurator-recipes-java)
+# man-db/groff-base render the man pages, systemd verifies the unit, rpm builds the RPM,
+# strace checks the unit's system-call filter, tmux drives the interactive CLI tests.
+pkgs=(zookeeper zookeeper-bin libcurator-client-java libcurator-framework-java libcurator-recipes-java
+      man-db groff-base systemd rpm strace tmux)
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
