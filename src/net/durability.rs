@@ -352,9 +352,10 @@ impl Durability {
         }
     }
 
-    /// Whether a snapshot is being written (the loop then wakes more often to feed it).
+    /// Whether a snapshot is being serialized (the loop then wakes often to feed it; a sync
+    /// in flight needs no polling, its thread wakes the loop when done).
     pub fn busy(&self) -> bool {
-        self.snapshot.is_some() || self.sync_in_flight
+        self.snapshot.is_some()
     }
 }
 
