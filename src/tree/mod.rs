@@ -181,12 +181,16 @@ impl DataTree {
 
     /// Returns the shared copy of an ACL list.
     pub fn intern(&mut self, acl: Vec<Acl>) -> AclRef {
-        let a: Arc<[Acl]> = acl.into();
-        if let Some((k, _)) = self.acl_cache.get_key_value(&a) {
+        self.intern_ref(acl.into())
+    }
+
+    /// The shared copy of an ACL list that is already in an `Arc`.
+    pub fn intern_ref(&mut self, acl: AclRef) -> AclRef {
+        if let Some((k, _)) = self.acl_cache.get_key_value(&acl) {
             return k.clone();
         }
-        self.acl_cache.insert(a.clone(), ());
-        a
+        self.acl_cache.insert(acl.clone(), ());
+        acl
     }
 
     /// Drops interned ACL lists no node uses any more.
@@ -361,21 +365,7 @@ impl DataTree {
         let stat = node.stat();
         let len = node.data_len();
         self.insert_node(path.to_owned(), node);
-        match owner_kind(ephemeral_owner) {
-            OwnerKind::Session(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_owned());
-            }
-            OwnerKind::Container => {
-                self.containers.insert(path.to_owned());
-            }
-            OwnerKind::Ttl(_) => {
-                self.ttls.insert(path.to_owned());
-            }
-            OwnerKind::Persistent => {}
-        }
+        self.register_owner(path, ephemeral_owner);
         self.quota_on_create(parent_path, name);
         self.update_quota_usage(path, 1, len as i64);
         triggers.push(Trigger {
@@ -419,23 +409,7 @@ impl DataTree {
             }
             None => node.acl.clone(),
         };
-        match owner_kind(node.ephemeral_owner) {
-            OwnerKind::Session(s) => {
-                if let Some(set) = self.ephemerals.get_mut(&s) {
-                    set.remove(path);
-                    if set.is_empty() {
-                        self.ephemerals.remove(&s);
-                    }
-                }
-            }
-            OwnerKind::Container => {
-                self.containers.remove(path);
-            }
-            OwnerKind::Ttl(_) => {
-                self.ttls.remove(path);
-            }
-            OwnerKind::Persistent => {}
-        }
+        self.unregister_owner(path, node.ephemeral_owner);
         self.quota_on_delete(parent_path, name);
         self.update_quota_usage(path, -1, -(node.data_len() as i64));
         triggers.push(Trigger {

@@ -8,7 +8,7 @@
 //! though the digest here is our own and not comparable with ZooKeeper's.
 
 use super::quota::LIMIT_NODE;
-use super::{child_name, join, parent_of, AclRef, DataTree, Node, QUOTA_PATH};
+use super::{child_name, join, parent_of, DataTree, Node, QUOTA_PATH};
 use crate::proto::consts::{owner_kind, OwnerKind};
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -121,16 +121,7 @@ impl DataTree {
         Ok(())
     }
 
-    /// The shared copy of an ACL list that is already in an `Arc`.
-    fn intern_ref(&mut self, acl: AclRef) -> AclRef {
-        if let Some((k, _)) = self.acl_cache.get_key_value(&acl) {
-            return k.clone();
-        }
-        self.acl_cache.insert(acl.clone(), ());
-        acl
-    }
-
-    fn register_owner(&mut self, path: &str, owner: i64) {
+    pub(super) fn register_owner(&mut self, path: &str, owner: i64) {
         match owner_kind(owner) {
             OwnerKind::Session(s) => {
                 self.ephemerals
@@ -148,7 +139,7 @@ impl DataTree {
         }
     }
 
-    fn unregister_owner(&mut self, path: &str, owner: i64) {
+    pub(super) fn unregister_owner(&mut self, path: &str, owner: i64) {
         match owner_kind(owner) {
             OwnerKind::Session(s) => {
                 if let Some(set) = self.ephemerals.get_mut(&s) {
