@@ -4,27 +4,20 @@
 //! `zk snapshot verify` accepts the directory. snapCount is small, so snapshots and purges
 //! happen (and get interrupted) during the rounds.
 
+mod common;
+
+use common::{assert_verifies, free_port, spawn_server};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zk::client::Client;
 use zk::proto::{open_acl_unsafe, CreateRequest, MultiOp};
 
 const ROUNDS: usize = 20;
 const WRITERS: usize = 4;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A small deterministic PRNG (xorshift), so a failing run can be replayed from its seed.
 struct Rng(u64);
@@ -37,9 +30,6 @@ impl Rng {
     }
 }
 
-/// Starts the server and waits until it answers. The caller owns the child and kills and
-/// waits for it (the lint cannot see through the return value).
-#[allow(clippy::zombie_processes)]
 fn start(dir: &Path, port: u16) -> Child {
     let cfg = dir.join("zoo.cfg");
     std::fs::write(
@@ -50,39 +40,7 @@ fn start(dir: &Path, port: u16) -> Child {
         ),
     )
     .unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zk"))
-        .args(["server", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"ruok");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out == "imok" {
-                return child;
-            }
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "server did not start:\n{}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    spawn_server(&cfg, port, Some(&dir.join("server.log")))
 }
 
 /// What the writers were told succeeded.
@@ -150,20 +108,6 @@ fn writer(addr: String, t: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>
             }
         }
     }
-}
-
-fn verify_offline(data: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zk"))
-        .args(["snapshot", "verify", "--data-dir"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "zk snapshot verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -256,7 +200,7 @@ fn acknowledged_writes_survive_kill_9() {
         for h in handles {
             h.join().unwrap();
         }
-        verify_offline(&dir.join("data"));
+        assert_verifies(&dir.join("data"));
     }
     let a = acked.lock().unwrap();
     eprintln!(

@@ -4,24 +4,16 @@
 //! a session closed before the crash stays closed. Also: SIGTERM exits 0 and leaves a data
 //! directory that `zk snapshot verify` accepts, with every acknowledged write in it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use common::{assert_verifies, free_port, spawn_server};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use zk::client::Client;
 use zk::proto::open_acl_unsafe;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the server on `dir` and waits until it answers. The caller kills and waits it.
-#[allow(clippy::zombie_processes)]
 fn start(dir: &Path, port: u16) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join("zoo.cfg");
@@ -33,31 +25,7 @@ fn start(dir: &Path, port: u16) -> Child {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zk"))
-        .args(["server", "--config"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"srvr");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.contains("Mode:") {
-                return child;
-            }
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    spawn_server(&cfg, port, None)
 }
 
 fn temp(tag: &str) -> std::path::PathBuf {
@@ -153,16 +121,7 @@ fn sigterm_exits_cleanly_and_leaves_a_verifiable_directory() {
         .flat_map(|w| w.join().unwrap())
         .collect();
     assert!(!acked.is_empty());
-    let verify = Command::new(env!("CARGO_BIN_EXE_zk"))
-        .args(["snapshot", "verify", "--data-dir"])
-        .arg(dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_verifies(&dir.join("data"));
     let mut server = start(&dir, port);
     let mut c = Client::connect(&addr, 30_000).unwrap();
     for p in &acked {

@@ -382,3 +382,65 @@ impl Rng {
         &xs[self.below(xs.len() as u64) as usize]
     }
 }
+
+/// Starts the real binary on a zoo.cfg the caller wrote, with stdout and stderr going to
+/// `log` (or piped when `None`), and waits until `srvr` on `port` reports a Mode. For tests
+/// that restart a server on the same data directory, which `TestServer` (one server, one
+/// temporary directory) does not cover. The caller owns the child and kills and waits it.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_server(cfg: &Path, port: u16, log: Option<&Path>) -> Child {
+    let (out, err) = match log {
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("open server log");
+            (
+                Stdio::from(f.try_clone().expect("clone log handle")),
+                Stdio::from(f),
+            )
+        }
+        None => (Stdio::null(), Stdio::piped()),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zk"))
+        .args(["server", "--config"])
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn zk server");
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("zk server exited during start-up: {status}");
+        }
+        if client::four_letter_word(&format!("127.0.0.1:{port}"), "srvr", Duration::from_secs(2))
+            .is_ok_and(|t| t.contains("Mode:"))
+        {
+            return child;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zk server did not start within {STARTUP_TIMEOUT:?}");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Runs `zk snapshot verify` on a data directory and panics with its output on failure.
+pub fn assert_verifies(data_dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zk"))
+        .args(["snapshot", "verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run zk snapshot verify");
+    assert!(
+        out.status.success(),
+        "zk snapshot verify failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
