@@ -36,7 +36,7 @@ DISTDIR  ?= $(TARGET_DIR)/dist
 DISTNAME := zk-$(VERSION)-x86_64-linux
 TARBALL  := $(DISTDIR)/$(DISTNAME).tar.gz
 
-.PHONY: all build run test test-deps test-unit test-interop check fmt clippy clean help \
+.PHONY: all build run test test-deps test-unit test-interop bench-compare check fmt clippy clean help \
         static install uninstall dist deb rpm
 
 all: build
@@ -75,6 +75,11 @@ test-deps:
 	else echo "test-deps: not root; install what tests/interop/setup.sh lists if tests fail"; fi
 
 test: test-deps test-unit test-interop
+
+# Side-by-side with Apache ZooKeeper 3.8 on this machine (servers on CPU 0, load on CPU 1);
+# writes the table to bench-result.md. QUICK=1 for a one-minute smoke run.
+bench-compare: build
+	ZK_BIN=$(abspath $(BIN)) bash tests/bench/compare.sh $(if $(QUICK),--quick) bench-result.md
 
 fmt:
 	$(CARGO) fmt

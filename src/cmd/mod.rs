@@ -2,6 +2,7 @@
 //! with clap, runs one subcommand and maps its result to an exit code. Errors print once as
 //! `zk: error: ...`.
 
+pub mod bench;
 pub mod server;
 pub mod snapshot;
 pub mod status;
@@ -32,6 +33,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Inspect, verify and restore snapshots and txn logs of a data directory.
     Snapshot(snapshot::SnapshotArgs),
+    /// Drive a server with a workload and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// The server id shown in every log line once it is known (`[myid:1]`); `[myid:]` before,
@@ -116,6 +119,7 @@ pub fn main() -> i32 {
         Command::Server(a) => server::run(a),
         Command::Status(a) => status::run(a),
         Command::Snapshot(a) => snapshot::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,
