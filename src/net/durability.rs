@@ -67,7 +67,7 @@ pub struct SyncStats {
 pub struct Durability {
     log: Rc<RefCell<TxnLog>>,
     sync_tx: mpsc::Sender<SyncBatch>,
-    sync_rx: Receiver<(io::Result<i64>, Duration)>,
+    sync_rx: Receiver<(io::Result<i64>, Duration, u64)>,
     sync_in_flight: bool,
     force_sync: bool,
     fsync_warn: Duration,
@@ -110,13 +110,14 @@ impl Durability {
             .name("zk-sync".into())
             .spawn(move || {
                 for batch in batches {
+                    let bytes = batch.bytes();
                     let start = Instant::now();
                     let r = if force_sync {
                         batch.run()
                     } else {
                         Ok(batch.skip())
                     };
-                    if results_tx.send((r, start.elapsed())).is_err() {
+                    if results_tx.send((r, start.elapsed(), bytes)).is_err() {
                         return;
                     }
                     let _ = w.wake();
@@ -150,11 +151,11 @@ impl Durability {
     /// Collects finished syncs (applying and answering their txns), starts the next sync,
     /// and advances a snapshot in progress. Called once per loop turn and on wake-ups.
     pub fn pump(&mut self, server: &mut Server, now: Now) {
-        while let Ok((r, took)) = self.sync_rx.try_recv() {
+        while let Ok((r, took, bytes)) = self.sync_rx.try_recv() {
             self.sync_in_flight = false;
             match r {
                 Ok(zxid) => {
-                    self.record_sync(took);
+                    self.record_sync(took, bytes);
                     server.durable(zxid, now);
                 }
                 Err(e) => {
@@ -185,7 +186,7 @@ impl Durability {
         }
     }
 
-    fn record_sync(&mut self, took: Duration) {
+    fn record_sync(&mut self, took: Duration, bytes: u64) {
         let ms = took.as_millis() as u64;
         self.stats.syncs += 1;
         self.stats.last_sync_ms = ms;
@@ -193,8 +194,7 @@ impl Durability {
         if self.force_sync && took > self.fsync_warn {
             self.stats.slow_syncs += 1;
             log::warn!(
-                "fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency. File size is {} bytes. See the ZooKeeper troubleshooting guide",
-                0
+                "fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency. The batch held {bytes} bytes. See the ZooKeeper troubleshooting guide"
             );
         }
     }
@@ -203,11 +203,11 @@ impl Durability {
     /// txn that becomes durable (SIGTERM: finish the in-flight sync before exiting).
     pub fn finish(&mut self, server: &mut Server, now: Now) {
         if self.sync_in_flight {
-            if let Ok((r, took)) = self.sync_rx.recv() {
+            if let Ok((r, took, bytes)) = self.sync_rx.recv() {
                 self.sync_in_flight = false;
                 match r {
                     Ok(z) => {
-                        self.record_sync(took);
+                        self.record_sync(took, bytes);
                         server.durable(z, now);
                     }
                     Err(e) => {
