@@ -15,11 +15,20 @@
 //! segment  := header record* zeros
 //! header   := magic:"ZKLG" format_version:u32 (=1) first_zxid:i64 reserved:u64 (=0)  24 bytes
 //! record   := len:u32 crc:u32 body[len] pad          starts at an 8-byte aligned offset
+//!           | page_pad
 //! body     := durable_zxid:i64 txn                   txn as proto::txn::encode writes it
 //! pad      := 0x00{0..7}                             up to the next multiple of 8
+//! page_pad := 0xFFFFFFFF:u32 crc:u32 0x00*           crc of the 4 marker bytes; the next
+//!                                                    record starts at the next 4096-byte
+//!                                                    boundary of the file
 //! crc      := CRC-32 (IEEE, as crc32fast computes it) of the 4 len bytes then body
 //! zeros    := 0x00*                                  the preallocated rest; len 0 ends the records
 //! ```
+//!
+//! A sync batch that does not end on a page boundary is closed with a `page_pad`, so the
+//! appends after it go to a page no sync is writing back: the kernel makes a store into a
+//! page under writeback wait for the write to finish, which stalled the event loop for
+//! milliseconds. A `page_pad` whose crc fails is damage (like a length over the bound).
 //!
 //! The crc covers `len`, so a damaged length that still points inside the file fails the
 //! check instead of shifting every later record. `durable_zxid` is the highest zxid known to
@@ -84,6 +93,10 @@ const BODY_BYTES_MIN: usize = 8 + 32;
 pub const TXN_RECORD_BYTES_MAX: usize = 32 << 20;
 /// Segment sizes are whole pages; the smallest is one page (useful in tests).
 const PAGE_BYTES: u64 = 4096;
+/// The `len` of a page_pad record: skip to the next page boundary.
+const PAGE_PAD_MARKER: u32 = u32::MAX;
+/// Batches with fewer records are not padded (see `TxnLog::pad_to_page`).
+const PAD_BATCH_RECORDS_MIN: u64 = 2;
 /// The unit in which a disk persists writes: a torn write leaves whole sectors of zeros.
 const SECTOR_BYTES: usize = 512;
 
@@ -241,6 +254,43 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Closes the batch being taken with a page_pad record when it does not end on a page
+    /// boundary, so later appends never store into a page the batch's sync writes back.
+    /// Only batches of several records are padded: they show writes arriving while syncs
+    /// run, which is when a store would wait; a lightly loaded server (one txn per sync)
+    /// would only waste a page per txn.
+    fn pad_to_page(&mut self) {
+        if self.pending_records < PAD_BATCH_RECORDS_MIN {
+            return;
+        }
+        let Some(seg) = self.current.clone() else {
+            return;
+        };
+        let page = PAGE_BYTES as usize;
+        let pos = self.write_pos;
+        if pos % page == 0 || pos + RECORD_HEADER_BYTES > seg.len {
+            return;
+        }
+        let marker = PAGE_PAD_MARKER.to_be_bytes();
+        let crc = crc32fast::hash(&marker).to_be_bytes();
+        // SAFETY: `pos + RECORD_HEADER_BYTES <= seg.len`, so both stores stay in the map; the
+        // bytes are at `write_pos`, which no batch range covers yet (the same argument as in
+        // `append`), and only raw pointers touch mapped bytes.
+        unsafe {
+            let base = seg.map.as_mut_ptr().add(pos);
+            std::ptr::copy_nonoverlapping(crc.as_ptr(), base.add(4), 4);
+            fence(Ordering::Release);
+            std::ptr::write_volatile(base as *mut [u8; 4], marker);
+        }
+        if let Some((s, _, end)) = self.pending.last_mut() {
+            if Arc::ptr_eq(s, &seg) {
+                *end = pos + RECORD_HEADER_BYTES;
+            }
+        }
+        // Past the end of the segment the next append simply starts a new one.
+        self.write_pos = align_up(pos + RECORD_HEADER_BYTES, page).min(seg.len);
+    }
+
     /// Makes the next append start a new segment (called after a snapshot, so purge can drop
     /// whole segments that only hold txns before it).
     pub fn roll(&mut self) {
@@ -253,6 +303,7 @@ impl TxnLog {
         if self.pending.is_empty() {
             return None;
         }
+        self.pad_to_page();
         Some(SyncBatch {
             ranges: std::mem::take(&mut self.pending),
             records: std::mem::take(&mut self.pending_records),
@@ -652,6 +703,25 @@ fn read_segment<F: FnMut(u64, &TxnHeader, &Txn)>(
         if len == 0 {
             break Some(Break::ZeroLen);
         }
+        if is_partial_page_pad(&data[o..o + RECORD_HEADER_BYTES]) {
+            // A page pad cut short by a torn write: only part of its header reached the disk.
+            break Some(Break::ZeroLen);
+        }
+        if len == PAGE_PAD_MARKER && be_u32(&data, o + 4) == crc32fast::hash(&data[o..o + 4]) {
+            let next = align_up(o + RECORD_HEADER_BYTES, PAGE_BYTES as usize).min(data.len());
+            if let Some(i) = data[o + RECORD_HEADER_BYTES..next]
+                .iter()
+                .position(|&b| b != 0)
+            {
+                return Err(corrupt(
+                    o + RECORD_HEADER_BYTES + i,
+                    "non-zero bytes after a page pad".into(),
+                ));
+            }
+            o = next;
+            info.end_offset = o as u64;
+            continue;
+        }
         if len as usize > TXN_RECORD_BYTES_MAX {
             break Some(Break::TooLong(len));
         }
@@ -803,6 +873,21 @@ fn unsynced_segment(
     Ok(info)
 }
 
+/// Whether an 8-byte record header is a proper, non-empty prefix of a page pad header with
+/// zeros after it: what a write torn inside the pad header leaves (its marker bytes are not
+/// zero, unlike a real length's leading bytes, so it needs its own rule).
+fn is_partial_page_pad(header: &[u8]) -> bool {
+    let marker = PAGE_PAD_MARKER.to_be_bytes();
+    let mut full = [0u8; RECORD_HEADER_BYTES];
+    full[..4].copy_from_slice(&marker);
+    full[4..].copy_from_slice(&crc32fast::hash(&marker).to_be_bytes());
+    if header == full {
+        return false;
+    }
+    (1..RECORD_HEADER_BYTES)
+        .any(|k| header[..k] == full[..k] && header[k..].iter().all(|&b| b == 0))
+}
+
 /// Looks after a break at `from` for an intact record whose durable_zxid is at least
 /// `threshold`: proof that the txn at the break had been made durable (and acknowledged).
 /// Candidates must sit at 8-byte offsets, have a plausible length and zxids, and pass the crc.
@@ -888,6 +973,79 @@ mod tests {
             data: Some(vec![b'x'; (i % 50) as usize]),
             version: i as i32,
         }
+    }
+
+    #[test]
+    fn each_batch_ends_on_a_page_boundary_and_reads_back_whole() {
+        let d = TestDir::new("txnlog-pad");
+        let mut log = TxnLog::open(d.path(), 1 << 20).unwrap();
+        let mut batch_starts = Vec::new();
+        for z in 1..=50 {
+            if z % 5 == 1 {
+                batch_starts.push(log.write_pos);
+            }
+            log.append(&hdr(z), &txn(z)).unwrap();
+            if z % 5 == 0 {
+                log.take_sync_batch().unwrap().run().unwrap();
+            }
+        }
+        // The first batch starts after the header; every later one on a fresh page.
+        for pos in &batch_starts[1..] {
+            assert_eq!(*pos as u64 % PAGE_BYTES, 0, "batch starts at {pos}");
+        }
+        let s = scan_logs(d.path(), 0).unwrap();
+        assert_eq!(s.txns.len(), 50);
+        assert_eq!(s.last_zxid, Some(50));
+        // A page pad whose crc is damaged is reported, not skipped.
+        let (_, path) = list_logs(d.path()).unwrap().remove(0);
+        let bytes = std::fs::read(&path).unwrap();
+        let marker = PAGE_PAD_MARKER.to_be_bytes();
+        let at = (0..bytes.len() - 8)
+            .step_by(RECORD_ALIGN)
+            .find(|&i| bytes[i..i + 4] == marker)
+            .expect("a page pad was written");
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0xAB], (at + 5) as u64).unwrap();
+        match scan_logs(d.path(), 0) {
+            Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, at as u64),
+            other => panic!(
+                "damaged page pad not reported: {:?}",
+                other.map(|s| s.txns.len())
+            ),
+        }
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset_of_a_padded_log_recovers_the_prefix() {
+        let d = TestDir::new("txnlog-pad-torn");
+        let mut log = TxnLog::open(d.path(), 1 << 16).unwrap();
+        for z in 1..=30 {
+            log.append(&hdr(z), &txn(z)).unwrap();
+            if z % 3 == 0 {
+                log.take_sync_batch().unwrap().run().unwrap();
+            }
+        }
+        let (_, path) = list_logs(d.path()).unwrap().remove(0);
+        let pristine = std::fs::read(&path).unwrap();
+        let mut ends = Vec::new();
+        read_log_file(&path, true, |off, _, _| {
+            let len = be_u32(&pristine, off as usize) as u64;
+            ends.push(off + RECORD_HEADER_BYTES as u64 + len);
+        })
+        .unwrap();
+        assert_eq!(ends.len(), 30);
+        let from = ends[ends.len() - 7] as usize - 8;
+        let to = *ends.last().unwrap() as usize + 8;
+        for cut in from..to {
+            // A torn write: everything from `cut` on never reached the disk.
+            let mut torn = pristine.clone();
+            torn[cut..].fill(0);
+            std::fs::write(&path, &torn).unwrap();
+            let s = scan_logs(d.path(), 0).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let want = ends.iter().filter(|&&e| e <= cut as u64).count();
+            assert_eq!(s.txns.len(), want, "cut at {cut}");
+        }
+        std::fs::write(&path, &pristine).unwrap();
     }
 
     #[test]
