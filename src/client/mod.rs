@@ -1,13 +1,18 @@
-//! A small blocking ZooKeeper client over one `std::net::TcpStream`: the connect handshake,
-//! one request at a time with increasing xids, typed calls for every client opcode, watch
-//! notifications queued as they arrive, and four-letter words. It is used by `zk cli`,
-//! `zk status`, `zk bench` and the tests, and works against any ZooKeeper-compatible server.
-//! It never reconnects, never pipelines, never runs a thread of its own and never panics on
-//! what a server sends: a short, oversized or garbled reply is a `ClientError`. It
-//! corresponds to the wire half of Apache ZooKeeper's ClientCnxn, without the reconnection,
-//! host list and watcher bookkeeping of ZooKeeper.java.
+//! ZooKeeper clients. `Client` (this file) is a small blocking client over one
+//! `std::net::TcpStream`: the connect handshake, one request at a time with increasing xids,
+//! typed calls for every client opcode, watch notifications queued as they arrive, and
+//! four-letter words. It is used by `zk status`, `zk bench` and the tests, and works against
+//! any ZooKeeper-compatible server. It never reconnects, never pipelines, never runs a
+//! thread of its own and never panics on what a server sends: a short, oversized or garbled
+//! reply is a `ClientError`. It corresponds to the wire half of Apache ZooKeeper's
+//! ClientCnxn. `session::Session` is the long-lived handle `zk cli` uses: ZooKeeper.java's
+//! host list, chroot, failover, reconnection and watcher bookkeeping (`watches`), with path
+//! checks and messages as the Java client has them (`path`).
 
 pub mod codec;
+pub mod path;
+pub mod session;
+pub mod watches;
 
 pub use codec::{ClientInfo, OpResult, WatchEvent};
 

@@ -3,6 +3,7 @@
 //! `zk: error: ...`.
 
 pub mod bench;
+pub mod cli;
 pub mod server;
 pub mod snapshot;
 pub mod status;
@@ -29,7 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a server (standalone, with its data in ./data and port 2181 when given no config).
     Server(server::ServerArgs),
-    /// Print a server's mode, like `zkServer.sh status`.
+    /// A ZooKeeper shell compatible with zkCli.sh (`zk cli --help`).
+    Cli(cli::CliArgs),
+    /// Print a server's mode like `zkServer.sh status`, or one row per server of an ensemble.
     Status(status::StatusArgs),
     /// Inspect, verify and restore snapshots and txn logs of a data directory.
     Snapshot(snapshot::SnapshotArgs),
@@ -117,6 +120,7 @@ pub fn main() -> i32 {
     init_logging(cli.log_level.as_deref());
     let result = match cli.command {
         Command::Server(a) => server::run(a),
+        Command::Cli(a) => cli::run(a),
         Command::Status(a) => status::run(a),
         Command::Snapshot(a) => snapshot::run(a),
         Command::Bench(a) => bench::run(a),
