@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod json;
 pub mod server;
 pub mod snapshot;
 pub mod status;

@@ -5,6 +5,7 @@
 //! verbs never change files; `restore` takes the directory lock first. Corresponds to ZooKeeper's
 //! SnapshotFormatter, TxnLogToolkit and the manual restore procedure.
 
+use crate::cmd::json::json_str;
 use crate::config::{self, Config};
 use crate::proto::consts::{owner_kind, OwnerKind};
 use crate::proto::txn::{Txn, TxnHeader};
@@ -17,7 +18,6 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -294,26 +294,6 @@ fn kind_text(owner: i64) -> String {
         OwnerKind::Container => "container".into(),
         OwnerKind::Ttl(ms) => format!("ttl ({ms} ms)"),
     }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 fn node_json(path: &str, n: &Node) -> String {

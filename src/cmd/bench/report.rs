@@ -6,6 +6,7 @@
 
 use super::hist::Histogram;
 use super::stats::{code_name, Op, OpStats, Stats};
+use crate::cmd::json::json_str;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -252,27 +253,6 @@ fn notes(info: &RunInfo, m: &Measured<'_>) -> Vec<String> {
         None => v.push(format!("--keep: the znodes stay under {}", info.run_path)),
     }
     v
-}
-
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A finite JSON number with `places` decimals (JSON has no NaN or infinity).

@@ -5,7 +5,6 @@
 //! decides the order `config -c` lists servers in), and the small JSON writer behind
 //! `--json`. Pure: strings in, strings out.
 
-use crate::proto::consts::perms;
 use crate::proto::records::{Id, Stat};
 use crate::server::fourlw::java_date;
 use std::collections::BTreeMap;
@@ -34,23 +33,6 @@ pub fn stat_text(s: &Stat) -> String {
         s.data_length,
         s.num_children
     )
-}
-
-/// ZKUtil.getPermString: the letters of the granted permissions in `cdrwa` order.
-pub fn perm_string(p: i32) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (perms::CREATE, 'c'),
-        (perms::DELETE, 'd'),
-        (perms::READ, 'r'),
-        (perms::WRITE, 'w'),
-        (perms::ADMIN, 'a'),
-    ] {
-        if p & bit != 0 {
-            s.push(c);
-        }
-    }
-    s
 }
 
 /// The jute ToStringOutputArchive form of a string: a leading `'` and escapes for the
@@ -370,26 +352,8 @@ pub fn client_config_str(config: &str) -> String {
     format!("{version} {servers}")
 }
 
-/// A minimal JSON writer for `--json`: strings escaped per RFC 8259.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::cmd::json::json_str;
+pub use crate::tree::acl::perm_string;
 
 /// A JSON array of strings.
 pub fn json_strs(v: &[String]) -> String {
