@@ -383,7 +383,8 @@ pub enum Request {
     Auth {
         auth_type: i32,
         scheme: String,
-        auth: Vec<u8>,
+        /// `None` is the null buffer, which Apache's digest provider fails.
+        auth: Option<Vec<u8>>,
     },
     SetWatches(SetWatches),
     Sasl {
@@ -515,7 +516,7 @@ impl Request {
             op::AUTH => Request::Auth {
                 auth_type: r.i32()?,
                 scheme: r.string()?,
-                auth: r.buffer()?.unwrap_or_default(),
+                auth: r.buffer()?,
             },
             op::SET_WATCHES | op::SET_WATCHES2 => {
                 let mut sw = SetWatches {

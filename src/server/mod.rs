@@ -773,6 +773,12 @@ impl Server {
             return;
         }
         match Request::read(code, &mut r) {
+            Err(e) if code == op::AUTH || code == op::SASL => {
+                // Apache reads these before any other processing and drops the connection
+                // when they do not decode; there is no reply to give.
+                log::info!("closing connection {conn_id}: malformed auth packet: {e}");
+                self.close(conn_id);
+            }
             Err(e) => {
                 log::info!("connection {conn_id}: malformed request (op {code}): {e}");
                 if op::is_write(code) {
@@ -826,7 +832,7 @@ impl Server {
             Request::Ping => {
                 self.reply(conn_id, xid::PING, self.last_zxid, Reply::Empty);
             }
-            Request::Auth { scheme, auth, .. } => self.auth(conn_id, xid, &scheme, &auth),
+            Request::Auth { scheme, auth, .. } => self.auth(conn_id, xid, &scheme, auth.as_deref()),
             Request::Sasl { .. } => {
                 // No SASL is configured: answer as Apache does then, with a null token.
                 let mut w = Writer::new();
@@ -929,9 +935,11 @@ impl Server {
             .unwrap_or_default()
     }
 
-    fn auth(&mut self, conn_id: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
-        let new_ids = match scheme {
-            "digest" => {
+    fn auth(&mut self, conn_id: ConnId, xid: i32, scheme: &str, auth: Option<&[u8]>) {
+        let new_ids = match (scheme, auth) {
+            // Null credentials fail, as Apache's digest provider does (`zkCli addauth digest`
+            // without a user:password sends null); empty ones are a valid, if odd, digest.
+            ("digest", Some(auth)) => {
                 let text = String::from_utf8_lossy(auth);
                 let id = acl::digest_id(&text);
                 let mut v = vec![Id::new("digest", &id)];
@@ -940,7 +948,7 @@ impl Server {
                 }
                 Some(v)
             }
-            "ip" => self
+            ("ip", _) => self
                 .conns
                 .get(&conn_id)
                 .map(|c| vec![Id::new("ip", &java_host_address(c.addr))]),

@@ -355,3 +355,43 @@ fn persistent_recursive_watch_sees_subtree_but_not_child_events() {
         .collect();
     assert_eq!(events, vec![event::NODE_CREATED, event::NODE_CREATED]);
 }
+
+#[test]
+fn null_digest_credentials_fail_and_close_like_apache() {
+    let mut h = H::new(false, Config::default());
+    h.session(1);
+    let mut w = Writer::new();
+    w.i32(0).string("digest").buffer(None);
+    h.send(1, xid::AUTH, op::AUTH, &w.buf);
+    let out: Vec<Output> = h.s.drain_output().collect();
+    match &out[0] {
+        Output::Send(1, f) => {
+            let hd = header(f);
+            assert_eq!(
+                (hd.xid, hd.zxid, hd.err),
+                (xid::AUTH, 0, Code::AuthFailed.code())
+            );
+        }
+        o => panic!("unexpected {o:?}"),
+    }
+    assert_eq!(out[1], Output::Close(1));
+    // Empty (not null) credentials are a digest like any other.
+    h.session(2);
+    let mut w = Writer::new();
+    w.i32(0).string("digest").buffer(Some(b""));
+    h.send(2, xid::AUTH, op::AUTH, &w.buf);
+    let f = h.frames();
+    assert_eq!(header(&f[0].1).err, 0);
+}
+
+#[test]
+fn malformed_auth_packet_closes_without_a_reply() {
+    let mut h = H::new(false, Config::default());
+    h.session(1);
+    // A scheme length that runs past the end of the frame.
+    let mut w = Writer::new();
+    w.i32(0).i32(1000);
+    h.send(1, xid::AUTH, op::AUTH, &w.buf);
+    let out: Vec<Output> = h.s.drain_output().collect();
+    assert_eq!(out, vec![Output::Close(1)]);
+}
