@@ -257,6 +257,20 @@ impl<'a> Prep<'a> {
         })
     }
 
+    /// Records in the overlay that `path` is gone and its parent has one child fewer.
+    fn note_removed(&mut self, path: &str, parent_path: &str, parent: Option<View>) {
+        if let Some(parent) = parent {
+            self.overlay.insert(
+                parent_path.to_owned(),
+                Some(View {
+                    children: parent.children - 1,
+                    ..parent
+                }),
+            );
+        }
+        self.overlay.insert(path.to_owned(), None);
+    }
+
     pub fn delete(&mut self, path: &str, version: i32) -> Result<Txn, Code> {
         let parent_path = parent_for(path)?;
         if is_special(path) || path == "/" {
@@ -269,14 +283,7 @@ impl<'a> Prep<'a> {
         if node.children > 0 {
             return Err(Code::NotEmpty);
         }
-        self.overlay.insert(
-            parent_path.to_owned(),
-            Some(View {
-                children: parent.children - 1,
-                ..parent
-            }),
-        );
-        self.overlay.insert(path.to_owned(), None);
+        self.note_removed(path, parent_path, Some(parent));
         Ok(Txn::Delete {
             path: path.to_owned(),
         })
@@ -295,16 +302,8 @@ impl<'a> Prep<'a> {
         if let OwnerKind::Session(_) = owner_kind(node.owner) {
             return Err(Code::BadVersion);
         }
-        if let Some(parent) = self.view(parent_path) {
-            self.overlay.insert(
-                parent_path.to_owned(),
-                Some(View {
-                    children: parent.children - 1,
-                    ..parent
-                }),
-            );
-        }
-        self.overlay.insert(path.to_owned(), None);
+        let parent = self.view(parent_path);
+        self.note_removed(path, parent_path, parent);
         Ok(Txn::DeleteContainer {
             path: path.to_owned(),
         })
