@@ -301,9 +301,27 @@ def _dump(out):
                 (d / f"{stem}.rc").write_text(f"{r.rc}\n")
 
 
+def _settle_auth_race(r):
+    """zkCli.sh races with itself right after a refused addauth: the next command fails with
+    "KeeperErrorCode = AuthFailed for /" when it is sent before the AuthFailed state lands,
+    and prints "Not connected" when it is sent after. Both outcomes are zkCli's own, so the
+    authfail session compares them as one: the AuthFailed line is dropped and a run of
+    "Not connected" lines counts as one. The AuthFailed event itself is still compared."""
+    err = "".join(l for l in r.stderr.splitlines(keepends=True)
+                  if l.strip() != "KeeperErrorCode = AuthFailed for /")
+    out, prev = [], None
+    for l in r.stdout.splitlines(keepends=True):
+        if not (l.strip() == "Not connected" and prev == "Not connected"):
+            out.append(l)
+        prev = l.strip()
+    return type(r)(rc=r.rc, stdout="".join(out), stderr=err)
+
+
 def _check(results, session: str, ext: bool = False):
     ref = results["ref_ext" if ext else "ref"][session]
     tgt = results["tgt_ext" if ext else "tgt"][session]
+    if session == "authfail":
+        ref, tgt = _settle_auth_race(ref), _settle_auth_race(tgt)
     problems = compare(ref, tgt, results["ports"], markers_for(session), what=f"session '{session}'")
     assert not problems, "\n".join(problems) + f"\n(raw outputs in {results['dir']})"
 
@@ -317,7 +335,8 @@ def test_reference_ran(results):
     assert 'Exception in thread "main" java.lang.NumberFormatException' in ref["extra"].stderr
     assert ref["extra"].rc == 1
     assert "Created /s-0000000001" in ref["chroot"].stderr
-    assert "KeeperErrorCode = AuthFailed for /" in ref["authfail"].stderr
+    assert "state:AuthFailed" in ref["authfail"].stdout
+    assert "Not connected" in ref["authfail"].stdout
     assert ref["one_shot"][0].rc == 0
 
 
