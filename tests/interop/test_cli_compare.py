@@ -45,8 +45,8 @@ from test_zkcli_compare import (
     ZKCLI_TIMEOUT,
     _text,
     build_script,
+    compare as zkcli_compare,
     mask,
-    udiff,
     zkcli_env,
 )
 
@@ -216,16 +216,8 @@ def cmask(text: str, ports, markers=None) -> str:
 
 
 def compare(ref: CliResult, tgt: CliResult, ports, markers=None, what="") -> list[str]:
-    problems = []
-    for stream in ("stdout", "stderr"):
-        a = cmask(getattr(ref, stream), ports, markers)
-        b = cmask(getattr(tgt, stream), ports, markers)
-        if a != b:
-            problems.append(f"--- {what} {stream} differs (masked; - zkCli.sh, + zk cli):\n"
-                            + udiff(a, b, f"zkCli.sh/{stream}", f"zk-cli/{stream}"))
-    if ref.rc != tgt.rc:
-        problems.append(f"--- {what} exit code differs: zkCli.sh {ref.rc}, zk cli {tgt.rc}")
-    return problems
+    return zkcli_compare(ref, tgt, ports, markers, what, masker=cmask,
+                         names=("zkCli.sh", "zk-cli"), roles=("", ""))
 
 
 def run_side(kind: str, server, ext: bool) -> dict:

@@ -739,16 +739,23 @@ def udiff(a: str, b: str, a_name: str, b_name: str) -> str:
     return "".join(difflib.unified_diff(a.splitlines(True), b.splitlines(True), a_name, b_name, n=4))
 
 
-def compare(ref: CliResult, tgt: CliResult, ports, markers=None, what="") -> list[str]:
+def compare(ref: CliResult, tgt: CliResult, ports, markers=None, what="", masker=None,
+            names=("apache", ZK_TARGET), roles=("reference", "target")) -> list[str]:
+    """Masked stdout and stderr and the exit codes of two runs; one problem per difference.
+    `masker` replaces `mask` (test_cli_compare also drops Java stack frames); `names` label
+    the two sides."""
+    masker = masker or mask
+    ra, rb = names
+    la, lb = (f" {r}" if r else "" for r in roles)
     problems = []
     for stream in ("stdout", "stderr"):
-        a = mask(getattr(ref, stream), ports, markers)
-        b = mask(getattr(tgt, stream), ports, markers)
+        a = masker(getattr(ref, stream), ports, markers)
+        b = masker(getattr(tgt, stream), ports, markers)
         if a != b:
-            problems.append(f"--- {what} {stream} differs (masked; - apache reference, + {ZK_TARGET} target):\n"
-                            + udiff(a, b, f"apache/{stream}", f"{ZK_TARGET}/{stream}"))
+            problems.append(f"--- {what} {stream} differs (masked; - {ra}{la}, + {rb}{lb}):\n"
+                            + udiff(a, b, f"{ra}/{stream}", f"{rb}/{stream}"))
     if ref.rc != tgt.rc:
-        problems.append(f"--- {what} exit code differs: apache {ref.rc}, {ZK_TARGET} {tgt.rc}")
+        problems.append(f"--- {what} exit code differs: {ra} {ref.rc}, {rb} {tgt.rc}")
     return problems
 
 
