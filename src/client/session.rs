@@ -301,6 +301,25 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits for a state change, but not past `deadline`: the guard back, or `None` (the
+    /// lock released) once the deadline has passed.
+    fn wait_before<'a>(
+        &'a self,
+        g: MutexGuard<'a, Inner>,
+        deadline: Instant,
+    ) -> Option<MutexGuard<'a, Inner>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        Some(
+            self.cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0,
+        )
+    }
+
     fn writer(&self) -> MutexGuard<'_, Option<TcpStream>> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -478,16 +497,10 @@ impl Session {
             if !g.state.is_alive() {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
+            match self.shared.wait_before(g, deadline) {
+                Some(next) => g = next,
+                None => return false,
             }
-            g = self
-                .shared
-                .cond
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 
@@ -505,16 +518,10 @@ impl Session {
             if !g.state.is_alive() || g.attempts >= start + hosts {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
+            match self.shared.wait_before(g, deadline) {
+                Some(next) => g = next,
+                None => return false,
             }
-            g = self
-                .shared
-                .cond
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 
@@ -567,16 +574,10 @@ impl Session {
                     drop(g);
                     return fail_early(code);
                 }
-                let now = Instant::now();
-                if now >= deadline {
-                    drop(g);
-                    return fail_early(Code::ConnectionLoss);
+                match sh.wait_before(g, deadline) {
+                    Some(next) => g = next,
+                    None => return fail_early(Code::ConnectionLoss),
                 }
-                g = sh
-                    .cond
-                    .wait_timeout(g, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
             }
         }
         let (tx, rx) = mpsc::channel();
@@ -1120,15 +1121,10 @@ fn pause(sh: &Shared, d: Duration) {
     let deadline = Instant::now() + d;
     let mut g = sh.lock();
     while !g.stopping {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
+        match sh.wait_before(g, deadline) {
+            Some(next) => g = next,
+            None => return,
         }
-        g = sh
-            .cond
-            .wait_timeout(g, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
     }
 }
 
