@@ -1,7 +1,9 @@
 //! Storage: the only module that touches data files. It holds the txn log (preallocated,
 //! mmap'd segments of CRC-protected records, made durable in group-commit batches), fuzzy
 //! snapshots, recovery (newest valid snapshot plus the log after it), purge of old files, and
-//! the data directory lock. It never decides what a txn means — it stores and replays what
+//! the data directory lock, and what a Zab follower needs to follow its leader: the epoch
+//! files, truncation of a divergent log (TRUNC), installing a snapshot received in SNAP, and
+//! adopting the leader's session secret. It never decides what a txn means — it stores and replays what
 //! `proto::txn` encodes and `tree::DataTree::apply` interprets — and it never reads the clock
 //! except to name a restore backup. Corresponds to Apache ZooKeeper's FileTxnLog, FileSnap,
 //! FileTxnSnapLog and PurgeTxnLog, with ZooKeeper's file names (`version-2/log.<zxid>`,
@@ -10,6 +12,7 @@
 //! Every function takes the configured directory (dataDir or dataLogDir); the files live in
 //! its `version-2` subdirectory, as in ZooKeeper, which is created when missing.
 
+pub mod epoch;
 pub mod snapshot;
 pub mod txnlog;
 
@@ -22,13 +25,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+pub use epoch::{read_epochs, write_accepted_epoch, write_current_epoch};
 pub use snapshot::{
-    encode_node, list_snapshots, load_snapshot, verify_snapshot, write_snapshot, Loaded,
-    SnapshotInfo, SnapshotWriter,
+    decode_snapshot, encode_node, encode_snapshot, list_snapshots, load_snapshot, verify_snapshot,
+    write_snapshot, Loaded, SnapshotInfo, SnapshotWriter,
 };
 pub use txnlog::{
-    list_logs, replay_logs, scan_logs, verify_logs, LogScan, LogSummary, SegmentInfo, SyncBatch,
-    TornTail, TxnLog,
+    list_logs, read_tail, replay_logs, scan_logs, verify_logs, LogScan, LogSummary, LogTail,
+    SegmentInfo, SyncBatch, TornTail, TxnLog,
 };
 
 /// The subdirectory of dataDir and dataLogDir that holds the files, as in ZooKeeper.
@@ -120,6 +124,39 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| with_path(e, "cannot sync directory", dir))
+}
+
+/// Replaces `path` with a file holding `bytes`, durably: written to `<path>.tmp` (created
+/// with `mode`), fsynced, renamed over `path`, and the directory fsynced, so after a crash
+/// the file holds either the old bytes or the new ones, never a mix, and once this returns
+/// the new ones survive a power loss.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A temp file left by a crash may have other permissions, which `mode` would not change.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(with_path(e, "cannot remove", &tmp))
+        }
+        _ => {}
+    }
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(with_path(e, "cannot write", path));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Lists `version-2` entries named `<prefix><lowercase hex zxid>` (no suffix), by zxid.
@@ -328,6 +365,113 @@ pub fn purge(data_dir: &Path, log_dir: &Path, keep_snapshots: usize) -> io::Resu
     Ok(report)
 }
 
+/// Zab's TRUNC: removes every logged txn with a zxid above `zxid` and every snapshot named
+/// above it, so that recovery rebuilds exactly the state at `zxid`. Segments that start after
+/// `zxid` are deleted; in the segment holding `zxid`, every byte after that record is zeroed
+/// and synced (where the log then ends, as if never written). Call it only while no `TxnLog`
+/// is open on `log_dir`; reopen with `TxnLog::open`, whose first append starts a new segment.
+///
+/// It refuses, changing nothing, when it would remove something but what stays would not
+/// reach `zxid` — `zxid` is neither a logged txn, nor a snapshot's zxid, nor 0 — because the
+/// follower would then rebuild an older state while its leader believes it is at `zxid`
+/// (the leader should send SNAP instead). Truncating at or beyond the last zxid changes
+/// nothing. A crash part-way leaves a prefix of the old history, which recovery accepts:
+/// snapshots go first, then segments newest first, then the tail of the holding segment.
+/// Snapshots at or below `zxid` stay even though they are fuzzy: they hold only committed
+/// txns (the tree applies nothing else), and Zab never truncates a committed txn.
+pub fn truncate_to(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<(), StorageError> {
+    let snaps = list_snapshots(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let (kept, newer): (Vec<_>, Vec<_>) = snaps.into_iter().partition(|(z, _)| *z <= zxid);
+    let cut = txnlog::plan_truncate(log_dir, zxid)?;
+    let reached = kept
+        .last()
+        .map_or(0, |s| s.0)
+        .max(cut.last_kept.unwrap_or(0));
+    if (cut.removes_txns || !newer.is_empty()) && reached != zxid {
+        return Err(StorageError::io(
+            log_dir,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot truncate to zxid 0x{zxid:x}: it is neither logged nor a snapshot                      here, so the newest state left would be 0x{reached:x}"
+                ),
+            ),
+        ));
+    }
+    for (_, p) in newer.iter().rev() {
+        fs::remove_file(p).map_err(|e| StorageError::io(p, e))?;
+        log::info!("truncation to 0x{zxid:x} removed {}", p.display());
+    }
+    if !newer.is_empty() {
+        let v = version_dir(data_dir);
+        sync_dir(&v).map_err(|e| StorageError::io(&v, e))?;
+    }
+    cut.apply(log_dir)
+}
+
+/// Zab's SNAP on a follower: stores a snapshot received from the leader as
+/// `snapshot.<zxid>` and makes it the whole state. The bytes are decoded and checked first,
+/// so damaged ones are refused before anything on disk changes. Then every txn log segment
+/// is deleted — the follower's log may hold txns the leader never committed, and the
+/// snapshot supersedes all of it — and so is every snapshot named above the new one (recovery
+/// would otherwise prefer it); older snapshots stay for purge. Call it only while no `TxnLog`
+/// is open on `log_dir`.
+///
+/// Order, for crashes: the new file is written and synced under a temp name, the old log and
+/// newer snapshots go, and only then is the file renamed into place. A crash before the
+/// rename leaves an older snapshot with no log after it, which is committed state the leader
+/// brings up to date again; never the old divergent log on top of the new snapshot.
+pub fn install_snapshot(
+    data_dir: &Path,
+    log_dir: &Path,
+    bytes: &[u8],
+) -> Result<Loaded, StorageError> {
+    let loaded = decode_snapshot(bytes)?;
+    let v = ensure_version_dir(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let lv = ensure_version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
+    let path = v.join(snapshot::snapshot_name(loaded.zxid));
+    let tmp = v.join(format!("{}.tmp", snapshot::snapshot_name(loaded.zxid)));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(StorageError::io(&tmp, e));
+    }
+    let superseded = (|| -> Result<(), StorageError> {
+        let logs = list_logs(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
+        let snaps = list_snapshots(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+        // Newest first, so that a crash part-way leaves a prefix of the old history.
+        let newer = snaps.iter().filter(|(z, _)| *z > loaded.zxid);
+        for (_, p) in logs.iter().rev().chain(newer.rev()) {
+            fs::remove_file(p).map_err(|e| StorageError::io(p, e))?;
+            log::info!(
+                "snapshot 0x{:x} from the leader supersedes {}",
+                loaded.zxid,
+                p.display()
+            );
+        }
+        sync_dir(&lv).map_err(|e| StorageError::io(&lv, e))?;
+        if v != lv {
+            sync_dir(&v).map_err(|e| StorageError::io(&v, e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = superseded {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+    sync_dir(&v).map_err(|e| StorageError::io(&v, e))?;
+    Ok(loaded)
+}
+
 /// Checks at start-up that `dir` (dataDir or dataLogDir) can be written, creating it and its
 /// `version-2` when missing, so an unwritable or full directory is reported in one clear line
 /// instead of as the first failed write.
@@ -446,7 +590,7 @@ pub fn load_or_create_secret(
     data_dir: &Path,
     random: impl FnOnce() -> [u8; 32],
 ) -> io::Result<[u8; 32]> {
-    let path = version_dir(data_dir).join("secret");
+    let path = version_dir(data_dir).join(SECRET_FILE);
     if let Ok(b) = fs::read(&path) {
         if b.len() == 32 {
             let mut s = [0u8; 32];
@@ -459,20 +603,20 @@ pub fn load_or_create_secret(
         );
     }
     let s = random();
-    let tmp = path.with_extension("tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        std::io::Write::write_all(&mut f, &s)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, &path)?;
+    ensure_version_dir(data_dir)?;
+    write_durably(&path, &s, SECRET_FILE_MODE)?;
     Ok(s)
+}
+
+/// The secret file in `version-2`; only its owner may read it (passwords derive from it).
+const SECRET_FILE: &str = "secret";
+const SECRET_FILE_MODE: u32 = 0o600;
+
+/// Replaces the session secret with `secret`, durably: a follower adopts its leader's, so a
+/// session password issued by any server of the ensemble verifies on every other one.
+pub fn store_secret(data_dir: &Path, secret: &[u8; 32]) -> io::Result<()> {
+    let v = ensure_version_dir(data_dir)?;
+    write_durably(&v.join(SECRET_FILE), secret, SECRET_FILE_MODE)
 }
 
 /// Bytes available to an unprivileged writer on the file system holding `dir`.
@@ -628,5 +772,255 @@ mod tests {
         fs::write(&f, b"x").unwrap();
         let e = check_writable(&f.join("sub")).unwrap_err();
         assert!(e.to_string().contains("file"), "{e}");
+    }
+
+    /// A log of `n` creates, `/n1` .. `/n<n>` with 1500 bytes each, in 4096-byte segments
+    /// (two records each) synced in batches of three (so page pads appear too). Returns the
+    /// tree's digest after each zxid, index 0 being the empty tree.
+    fn log_of_creates(dir: &Path, n: i64) -> Vec<u64> {
+        let mut tree = DataTree::new();
+        let mut digests = vec![tree.digest()];
+        let mut log = TxnLog::open(dir, 4096).unwrap();
+        for z in 1..=n {
+            let txn = create_txn(&tree, &format!("/n{z}"), z as u8);
+            tree.apply(&hdr(z, 1), &txn, &mut vec![]);
+            log.append(&hdr(z, 1), &txn).unwrap();
+            digests.push(tree.digest());
+            if z % 3 == 0 {
+                log.take_sync_batch().unwrap().run().unwrap();
+            }
+        }
+        if let Some(b) = log.take_sync_batch() {
+            b.run().unwrap();
+        }
+        digests
+    }
+
+    fn create_txn(tree: &DataTree, path: &str, fill: u8) -> Txn {
+        Txn::Create {
+            path: path.into(),
+            data: Some(vec![fill; 1500]),
+            acl: open_acl_unsafe(),
+            ephemeral_owner: 0,
+            parent_cversion: tree.get("/").unwrap().cversion + 1,
+        }
+    }
+
+    /// Every file in `version-2` with its bytes, for checking that nothing changed.
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        fs::read_dir(version_dir(dir))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().into_string().unwrap(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn assert_logs_clean(dir: &Path) {
+        for r in verify_logs(dir).unwrap() {
+            let info = r.unwrap_or_else(|e| panic!("{e}"));
+            assert!(info.torn.is_none(), "{info:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_to_every_zxid_recovers_exactly_that_state() {
+        let pristine = TestDir::new("trunc-pristine");
+        let digests = log_of_creates(pristine.path(), 10);
+        assert!(list_logs(pristine.path()).unwrap().len() >= 4);
+        for k in 0..=10i64 {
+            let d = TestDir::new("trunc");
+            let v = ensure_version_dir(d.path()).unwrap();
+            for (name, bytes) in files(pristine.path()) {
+                fs::write(v.join(name), bytes).unwrap();
+            }
+            truncate_to(d.path(), d.path(), k).unwrap();
+            assert_logs_clean(d.path());
+            // No segment is left that starts after k; truncating to 0 leaves no log at all.
+            let logs = list_logs(d.path()).unwrap();
+            assert!(logs.iter().all(|l| l.0 <= k), "k {k}: {logs:?}");
+            assert_eq!(logs.is_empty(), k == 0);
+            let r = recover(d.path(), d.path()).unwrap();
+            assert_eq!(r.last_zxid, k);
+            assert!(r.torn_tail.is_none());
+            assert_eq!(r.tree.digest(), digests[k as usize], "k {k}");
+            assert!(r.tree.get(&format!("/n{}", k + 1)).is_none());
+            // Appending after the cut works and recovers, also from a different history.
+            let mut tree = r.tree;
+            let mut log = TxnLog::open(d.path(), 4096).unwrap();
+            for z in k + 1..=k + 3 {
+                let txn = create_txn(&tree, &format!("/m{z}"), 0xEE);
+                tree.apply(&hdr(z, 2), &txn, &mut vec![]);
+                log.append(&hdr(z, 2), &txn).unwrap();
+            }
+            log.take_sync_batch().unwrap().run().unwrap();
+            drop(log);
+            assert_logs_clean(d.path());
+            let r = recover(d.path(), d.path()).unwrap();
+            assert_eq!((r.last_zxid, r.tree.digest()), (k + 3, tree.digest()));
+        }
+    }
+
+    #[test]
+    fn truncate_to_the_last_zxid_or_beyond_changes_nothing() {
+        let d = TestDir::new("trunc-last");
+        log_of_creates(d.path(), 10);
+        let before = files(d.path());
+        truncate_to(d.path(), d.path(), 10).unwrap();
+        assert_eq!(files(d.path()), before);
+        truncate_to(d.path(), d.path(), 0x5_0000_0000).unwrap();
+        assert_eq!(files(d.path()), before);
+    }
+
+    #[test]
+    fn truncate_removes_newer_snapshots_and_refuses_an_unreachable_zxid() {
+        let d = TestDir::new("trunc-snap");
+        let digests = log_of_creates(d.path(), 10);
+        let r = recover(d.path(), d.path()).unwrap();
+        write_snapshot(d.path(), 10, &r.tree, &[]).unwrap();
+        // Snapshot 10 goes with the txns after 6; recovery then replays the log to 6.
+        truncate_to(d.path(), d.path(), 6).unwrap();
+        assert!(list_snapshots(d.path()).unwrap().is_empty());
+        let r = recover(d.path(), d.path()).unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (6, digests[6]));
+        // With a snapshot at 6 and the log before it gone (as purge leaves it), the state at
+        // 4 can no longer be rebuilt: refused, and nothing changes.
+        write_snapshot(d.path(), 6, &r.tree, &[]).unwrap();
+        for (z, p) in list_logs(d.path()).unwrap() {
+            if z < 5 {
+                fs::remove_file(p).unwrap();
+            }
+        }
+        let before = files(d.path());
+        let e = truncate_to(d.path(), d.path(), 4).unwrap_err();
+        assert!(e.to_string().contains("cannot truncate to zxid 0x4"), "{e}");
+        assert_eq!(files(d.path()), before);
+        // Truncating to the snapshot's own zxid is fine: it is the whole state.
+        truncate_to(d.path(), d.path(), 6).unwrap();
+        let r = recover(d.path(), d.path()).unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (6, digests[6]));
+    }
+
+    /// A tree with a few nodes (one ephemeral) and its sessions, as a leader would send it.
+    fn leader_state() -> (DataTree, Vec<(i64, u32)>, i64) {
+        let mut tree = DataTree::new();
+        let zxid = 0x2_0000_0000 + 3;
+        for (i, (path, owner)) in [("/app", 0), ("/app/cfg", 0), ("/app/lock", 0x77)]
+            .into_iter()
+            .enumerate()
+        {
+            let parent = crate::tree::parent_of(path).unwrap();
+            let txn = Txn::Create {
+                path: path.into(),
+                data: Some(path.as_bytes().to_vec()),
+                acl: open_acl_unsafe(),
+                ephemeral_owner: owner,
+                parent_cversion: tree.get(parent).unwrap().cversion + 1,
+            };
+            tree.apply(&hdr(zxid - 2 + i as i64, 0x77), &txn, &mut vec![]);
+        }
+        (tree, vec![(0x77, 10_000), (0x78, 4000)], zxid)
+    }
+
+    #[test]
+    fn install_snapshot_into_an_empty_dir_recovers_it() {
+        let d = TestDir::new("install-empty");
+        let (tree, sessions, zxid) = leader_state();
+        let bytes = encode_snapshot(&tree, &sessions, zxid);
+        let l = install_snapshot(d.path(), d.path(), &bytes).unwrap();
+        assert_eq!((l.zxid, l.tree.digest()), (zxid, tree.digest()));
+        let r = recover(d.path(), d.path()).unwrap();
+        assert_eq!((r.last_zxid, r.snapshot_zxid), (zxid, zxid));
+        assert_eq!(r.tree.digest(), tree.digest());
+        assert_eq!(r.sessions, sessions.iter().copied().collect());
+        // Stored byte for byte, under its final name only.
+        assert_eq!(
+            files(d.path()),
+            BTreeMap::from([(snapshot::snapshot_name(zxid), bytes)])
+        );
+    }
+
+    #[test]
+    fn install_snapshot_supersedes_the_log_and_newer_snapshots() {
+        let d = TestDir::new("install-logs");
+        let logs = TestDir::new("install-logs-log");
+        // The follower's own, divergent history: a log and snapshots before and after the
+        // leader's zxid.
+        log_of_creates(logs.path(), 10);
+        let own = recover(d.path(), logs.path()).unwrap();
+        let (tree, sessions, zxid) = leader_state();
+        write_snapshot(d.path(), 0x1_0000_0005, &own.tree, &[]).unwrap();
+        write_snapshot(d.path(), zxid + 5, &own.tree, &[(1, 1)]).unwrap();
+        let bytes = encode_snapshot(&tree, &sessions, zxid);
+        install_snapshot(d.path(), logs.path(), &bytes).unwrap();
+        assert!(list_logs(logs.path()).unwrap().is_empty());
+        let snaps: Vec<i64> = list_snapshots(d.path())
+            .unwrap()
+            .iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(snaps, [0x1_0000_0005, zxid]);
+        let r = recover(d.path(), logs.path()).unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (zxid, tree.digest()));
+        assert_eq!(r.sessions, sessions.iter().copied().collect());
+        // The follower then logs the leader's next txns after the snapshot.
+        let mut tree = r.tree;
+        let mut log = TxnLog::open(logs.path(), 4096).unwrap();
+        let txn = create_txn(&tree, "/after", 1);
+        tree.apply(&hdr(zxid + 1, 0x77), &txn, &mut vec![]);
+        log.append(&hdr(zxid + 1, 0x77), &txn).unwrap();
+        log.take_sync_batch().unwrap().run().unwrap();
+        drop(log);
+        let r = recover(d.path(), logs.path()).unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (zxid + 1, tree.digest()));
+    }
+
+    #[test]
+    fn install_snapshot_refuses_damage_before_touching_the_disk() {
+        let d = TestDir::new("install-bad");
+        log_of_creates(d.path(), 4);
+        let before = files(d.path());
+        let (tree, sessions, zxid) = leader_state();
+        let good = encode_snapshot(&tree, &sessions, zxid);
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        for bad in [&good[..good.len() - 1], &flipped[..], &[][..]] {
+            assert!(matches!(
+                install_snapshot(d.path(), d.path(), bad),
+                Err(StorageError::Corrupt { .. })
+            ));
+            assert_eq!(files(d.path()), before);
+        }
+    }
+
+    #[test]
+    fn stored_secret_is_the_one_loaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = TestDir::new("secret");
+        let first = load_or_create_secret(d.path(), || [1; 32]).unwrap();
+        assert_eq!(first, [1; 32]);
+        let leaders = [0xA5; 32];
+        store_secret(d.path(), &leaders).unwrap();
+        assert_eq!(
+            load_or_create_secret(d.path(), || panic!("kept")).unwrap(),
+            leaders
+        );
+        let path = version_dir(d.path()).join(SECRET_FILE);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(files(d.path()).len(), 1, "no temp file is left");
+        // Into a directory that has no version-2 yet, too.
+        let e = TestDir::new("secret-new");
+        store_secret(e.path(), &leaders).unwrap();
+        assert_eq!(
+            load_or_create_secret(e.path(), || [0; 32]).unwrap(),
+            leaders
+        );
     }
 }

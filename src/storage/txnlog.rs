@@ -940,6 +940,180 @@ fn zero_range(path: &Path, from: u64, to: u64) -> io::Result<()> {
     file.sync_all()
 }
 
+/// The newest txns of the log, as `read_tail` returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogTail {
+    /// The zxid of the record just before the first of `txns` (with no `txns`, the last
+    /// record of the log); `None` when no earlier record is in the log directory. That does
+    /// not mean the log starts at zxid 0: purge may have removed older segments.
+    pub base: Option<i64>,
+    /// Oldest first: each txn's zxid and its bytes exactly as `proto::txn::encode` wrote them
+    /// (header and txn, without the record framing or durable_zxid).
+    pub txns: Vec<(i64, Vec<u8>)>,
+}
+
+/// The last `max_txns` txns of the log in `<dir>/version-2`, across segments, oldest first
+/// (what a Zab leader keeps as its committed log, to send DIFF instead of a snapshot). Reads
+/// only as many segments, from the newest back, as it takes to find them and `base`. It
+/// changes nothing: a torn tail simply ends the list (recovery has repaired it by the time a
+/// server calls this); any other damage is `Corrupt`, as in recovery.
+pub fn read_tail(dir: &Path, max_txns: usize) -> Result<LogTail, StorageError> {
+    let logs = list_logs(dir).map_err(|e| StorageError::io(dir, e))?;
+    // Newest segment first, so `parts` is in reverse order.
+    let mut parts: Vec<Vec<(i64, Vec<u8>)>> = Vec::new();
+    let mut found = 0;
+    let mut base = None;
+    for (i, (first, path)) in logs.iter().enumerate().rev() {
+        // The last `keep` records: the ones to return and the one before them (`base`). A
+        // ring keeps memory bounded by what is returned, not by the segment's size.
+        let keep = (max_txns - found).saturating_add(1);
+        let mut ring = std::collections::VecDeque::with_capacity(keep.min(1 << 16));
+        let is_last = i + 1 == logs.len();
+        read_segment(path, *first, is_last, false, &mut None, |off, h, _| {
+            if ring.len() == keep {
+                ring.pop_front();
+            }
+            ring.push_back((h.zxid, off as usize));
+        })?;
+        if ring.len() == keep {
+            base = ring.pop_front().map(|r| r.0);
+        }
+        if !ring.is_empty() {
+            // The records were just read whole and checked, so their framing is sound; the
+            // file cannot change meanwhile, as the data directory lock is held.
+            let data = ReadMap::open(path).map_err(|e| StorageError::io(path, e))?;
+            let mut part = Vec::with_capacity(ring.len());
+            for (zxid, off) in ring {
+                let body = off + RECORD_HEADER_BYTES;
+                let len = be_u32(&data, off) as usize;
+                let bytes = data.get(body + 8..body + len).ok_or_else(|| {
+                    StorageError::corrupt(path, off as u64, "record changed while being read")
+                })?;
+                part.push((zxid, bytes.to_vec()));
+            }
+            found += part.len();
+            parts.push(part);
+        }
+        if base.is_some() {
+            break;
+        }
+    }
+    let txns: Vec<(i64, Vec<u8>)> = parts.into_iter().rev().flatten().collect();
+    // Each segment's own chain was checked; check the joints between segments too, so a
+    // missing segment is never passed off as a contiguous history.
+    let mut prev = base;
+    for (zxid, _) in &txns {
+        if let Some(p) = prev {
+            if !follows(p, *zxid) {
+                return Err(StorageError::corrupt(
+                    &version_dir(dir),
+                    0,
+                    format!(
+                        "txn log: zxid 0x{zxid:x} does not follow 0x{p:x} (a segment is missing)"
+                    ),
+                ));
+            }
+        }
+        prev = Some(*zxid);
+    }
+    Ok(LogTail { base, txns })
+}
+
+/// What truncating the log after a zxid takes away, found without changing anything (see
+/// `plan_truncate`), so the caller can refuse before touching the disk.
+#[derive(Debug)]
+pub(crate) struct LogCut {
+    /// Whole segments to delete, newest first, so that a crash part-way leaves a log that is
+    /// a prefix of the old one (deleting an older segment first would leave a gap).
+    remove: Vec<PathBuf>,
+    /// The segment that keeps the last record, and the range after that record to zero:
+    /// from the end of its padding to the last non-zero byte.
+    zero: Option<(PathBuf, u64, u64)>,
+    /// The highest zxid left in the log.
+    pub(crate) last_kept: Option<i64>,
+    /// Whether any logged txn goes (a segment after the zxid, or a record after it).
+    pub(crate) removes_txns: bool,
+}
+
+/// Finds what removing every logged txn after `zxid` takes: every segment that starts after
+/// it, and in the segment holding the last record at or before it, every byte after that
+/// record (records after it, a page_pad, a torn tail). Segments between the two that hold no
+/// record (a first record torn and zeroed by recovery, a header that never reached the disk)
+/// go as well: left in place they would sit before newer segments and read as damage. When
+/// no record follows the kept one, its segment's tail is left alone (a page_pad there is
+/// part of a well-formed log), so truncating at the last zxid changes nothing.
+pub(crate) fn plan_truncate(dir: &Path, zxid: i64) -> Result<LogCut, StorageError> {
+    let logs = list_logs(dir).map_err(|e| StorageError::io(dir, e))?;
+    let mut cut = LogCut {
+        remove: Vec::new(),
+        zero: None,
+        last_kept: None,
+        removes_txns: false,
+    };
+    let mut i = logs.len();
+    while i > 0 && logs[i - 1].0 > zxid {
+        i -= 1;
+        cut.remove.push(logs[i].1.clone());
+        cut.removes_txns = true;
+    }
+    while i > 0 {
+        i -= 1;
+        let (first, path) = &logs[i];
+        let is_last = i + 1 == logs.len();
+        let mut kept = None;
+        let mut after = false;
+        read_segment(path, *first, is_last, false, &mut None, |off, h, _| {
+            if h.zxid <= zxid {
+                kept = Some((h.zxid, off as usize));
+            } else {
+                after = true;
+            }
+        })?;
+        let Some((kept_zxid, off)) = kept else {
+            cut.remove.push(path.clone());
+            continue;
+        };
+        cut.last_kept = Some(kept_zxid);
+        if after {
+            cut.removes_txns = true;
+            let data = ReadMap::open(path).map_err(|e| StorageError::io(path, e))?;
+            let end = align_up(
+                off + RECORD_HEADER_BYTES + be_u32(&data, off) as usize,
+                RECORD_ALIGN,
+            );
+            let end = end.min(data.len());
+            if let Some(j) = data[end..].iter().rposition(|&b| b != 0) {
+                cut.zero = Some((path.clone(), end as u64, (end + j + 1) as u64));
+            }
+        }
+        break;
+    }
+    Ok(cut)
+}
+
+impl LogCut {
+    /// Deletes the segments (newest first), syncs the directory, then zeroes and syncs the
+    /// tail of the segment that keeps the last record, so recovery finds the log's end there.
+    pub(crate) fn apply(&self, dir: &Path) -> Result<(), StorageError> {
+        for p in &self.remove {
+            fs::remove_file(p).map_err(|e| StorageError::io(p, e))?;
+            log::info!("txn log truncation removed {}", p.display());
+        }
+        if !self.remove.is_empty() {
+            let v = version_dir(dir);
+            sync_dir(&v).map_err(|e| StorageError::io(&v, e))?;
+        }
+        if let Some((path, from, to)) = &self.zero {
+            zero_range(path, *from, *to).map_err(|e| StorageError::io(path, e))?;
+            log::info!(
+                "txn log truncation zeroed {} from offset {from}",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The segments of `<dir>/version-2`, for listing: (first zxid, path, size in bytes).
 pub fn segment_sizes(dir: &Path) -> io::Result<Vec<(i64, PathBuf, u64)>> {
     let v = version_dir(dir);
@@ -1155,5 +1329,69 @@ mod tests {
         assert!(!follows(5, 5));
         assert!(follows(0x1_0000_0005, 0x2_0000_0001));
         assert!(!follows(0x2_0000_0005, 0x1_0000_0006));
+    }
+
+    #[test]
+    fn read_tail_returns_the_last_txns_as_encoded_with_their_base() {
+        let d = TestDir::new("txnlog-tail");
+        let empty = read_tail(d.path(), 10).unwrap();
+        assert_eq!(empty, LogTail::default());
+        let mut log = TxnLog::open(d.path(), 4096).unwrap();
+        for z in 1..=100 {
+            log.append(&hdr(z), &txn(z)).unwrap();
+            if z % 4 == 0 {
+                log.take_sync_batch().unwrap().run().unwrap();
+            }
+        }
+        drop(log);
+        assert!(list_logs(d.path()).unwrap().len() > 3);
+        let encoded = |z: i64| {
+            let mut w = Writer::new();
+            txn::encode(&hdr(z), &txn(z), &mut w);
+            w.buf
+        };
+        // Every length, so the cut falls at, just after and just before segment starts.
+        for n in 0..=101usize {
+            let t = read_tail(d.path(), n).unwrap();
+            let first = 100 - n.min(100) as i64 + 1;
+            assert_eq!(t.base, (first > 1).then_some(first - 1), "n {n}");
+            let want: Vec<(i64, Vec<u8>)> = (first..=100).map(|z| (z, encoded(z))).collect();
+            assert_eq!(t.txns, want, "n {n}");
+        }
+        // A torn tail ends the list and is left as it is.
+        let (_, path) = list_logs(d.path()).unwrap().pop().unwrap();
+        let mut last_off = 0;
+        read_log_file(&path, true, |off, _, _| last_off = off).unwrap();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[0, 0, 0, 0], last_off).unwrap();
+        let torn = std::fs::read(&path).unwrap();
+        let t = read_tail(d.path(), 3).unwrap();
+        assert_eq!(t.base, Some(96));
+        assert_eq!(t.txns.iter().map(|t| t.0).collect::<Vec<_>>(), [97, 98, 99]);
+        assert_eq!(std::fs::read(&path).unwrap(), torn);
+    }
+
+    #[test]
+    fn read_tail_refuses_a_missing_segment() {
+        let d = TestDir::new("txnlog-tail-gap");
+        let mut log = TxnLog::open(d.path(), 4096).unwrap();
+        for z in 1..=30 {
+            log.append(&hdr(z), &txn(z)).unwrap();
+            if z % 10 == 0 {
+                log.roll();
+            }
+        }
+        log.take_sync_batch().unwrap().run().unwrap();
+        drop(log);
+        fs::remove_file(&list_logs(d.path()).unwrap()[1].1).unwrap();
+        // The txns 21..=30 alone are contiguous; with the record before them (base 10) the
+        // hole shows.
+        assert_eq!(read_tail(d.path(), 9).unwrap().base, Some(21));
+        for n in [10, 11] {
+            assert!(matches!(
+                read_tail(d.path(), n),
+                Err(StorageError::Corrupt { .. })
+            ));
+        }
     }
 }
