@@ -113,6 +113,9 @@ pub struct Config {
     pub standalone_enabled: bool,
     pub global_outstanding_limit: u32,
     pub snap_count: u64,
+    /// Recent txns a leader keeps to bring a learner up to date with a DIFF; a learner
+    /// further behind gets a snapshot (commitLogCount, Apache's zookeeper.commitLogCount).
+    pub commit_log_count: u64,
     /// 0 = no preallocation, as in Apache.
     pub pre_alloc_size_kb: u64,
     pub autopurge_snap_retain_count: u32,
@@ -165,6 +168,7 @@ impl Default for Config {
             standalone_enabled: true,
             global_outstanding_limit: 1000,
             snap_count: 100_000,
+            commit_log_count: 10_000,
             pre_alloc_size_kb: 65536,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 1,
@@ -503,6 +507,9 @@ pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
             "syncEnabled" => cfg.sync_enabled = r.strict_bool(p)?,
             "globalOutstandingLimit" => {
                 cfg.global_outstanding_limit = r.int(p, 1, JAVA_INT_MAX)? as u32;
+            }
+            "commitLogCount" | "zookeeper.commitLogCount" => {
+                cfg.commit_log_count = r.int(p, 1, JAVA_INT_MAX)? as u64;
             }
             "snapCount" => {
                 let n = r.int(p, JAVA_INT_MIN, JAVA_INT_MAX)?;

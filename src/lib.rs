@@ -9,6 +9,7 @@ pub mod proto;
 pub mod server;
 pub mod storage;
 pub mod tree;
+pub mod zab;
 
 /// The version string the server reports in `srvr`, `stat`, `mntr` and `envi`. It keeps
 /// ZooKeeper's shape (`MAJOR.MINOR.MICRO-<revision>, built on <date> UTC`) so that tools which

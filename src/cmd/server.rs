@@ -69,19 +69,28 @@ pub fn run(a: ServerArgs) -> Result<i32, Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     }
     if cfg.is_distributed() {
-        return Err("ensemble mode (server.N lines with more than one voting member) is not supported yet; this build runs standalone only".into());
-    }
-    // A standalone server has no myid; one left in the data dir still labels the log lines.
-    if cfg.data_dir.join("myid").exists() {
-        if let Ok(id) = config::read_myid(&cfg.data_dir) {
-            crate::cmd::set_log_myid(id);
+        let myid = config::read_myid(&cfg.data_dir)?;
+        crate::cmd::set_log_myid(myid);
+        log::info!(
+            "starting zk {} as server {myid} of an ensemble of {} ({} voting), dataDir {}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.servers.len(),
+            cfg.voting_members().count(),
+            cfg.data_dir.display()
+        );
+    } else {
+        // A standalone server has no myid; one left in the data dir still labels the log lines.
+        if cfg.data_dir.join("myid").exists() {
+            if let Ok(id) = config::read_myid(&cfg.data_dir) {
+                crate::cmd::set_log_myid(id);
+            }
         }
+        log::info!(
+            "starting zk {} standalone, dataDir {}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.data_dir.display()
+        );
     }
-    log::info!(
-        "starting zk {} standalone, dataDir {}",
-        env!("CARGO_PKG_VERSION"),
-        cfg.data_dir.display()
-    );
     let mut rt = crate::net::Runtime::bind(cfg)?;
     rt.run()?;
     Ok(0)

@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::proto::txn::{Txn, TxnHeader};
-use crate::server::{Now, Server, TxnSink};
+use crate::server::{Server, TxnSink};
 use crate::storage::snapshot::{encode_node, SnapshotWriter};
 use crate::storage::txnlog::{SyncBatch, TxnLog};
 use crate::tree::walk::WalkCursor;
@@ -148,15 +148,17 @@ impl Durability {
         })
     }
 
-    /// Collects finished syncs (applying and answering their txns), starts the next sync,
-    /// and advances a snapshot in progress. Called once per loop turn and on wake-ups.
-    pub fn pump(&mut self, server: &mut Server, now: Now) {
+    /// Collects finished syncs, starts the next sync, and advances a snapshot in progress.
+    /// Returns the highest zxid that became durable, for the caller to apply and answer
+    /// (standalone) or acknowledge (ensemble). Called once per loop turn and on wake-ups.
+    pub fn pump(&mut self, server: &Server) -> Option<i64> {
+        let mut durable = None;
         while let Ok((r, took, bytes)) = self.sync_rx.try_recv() {
             self.sync_in_flight = false;
             match r {
                 Ok(zxid) => {
                     self.record_sync(took, bytes);
-                    server.durable(zxid, now);
+                    durable = durable.max(Some(zxid));
                 }
                 Err(e) => {
                     log::error!("fsync of the txn log failed: {e}; exiting so that recovery decides what is durable");
@@ -184,6 +186,16 @@ impl Durability {
         {
             self.start_snapshot(server);
         }
+        durable
+    }
+
+    /// Abandons a snapshot in progress (the tree it was walking was replaced by a TRUNC or
+    /// SNAP from the leader); its thread drops the unfinished file.
+    pub fn abort_snapshot(&mut self, last_zxid: i64) {
+        if self.snapshot.take().is_some() {
+            log::info!("abandoned a snapshot in progress: the state was replaced");
+        }
+        self.last_snapshot_zxid = last_zxid;
     }
 
     fn record_sync(&mut self, took: Duration, bytes: u64) {
@@ -199,16 +211,17 @@ impl Durability {
         }
     }
 
-    /// Waits for the sync in flight and syncs whatever else was appended, answering every
-    /// txn that becomes durable (SIGTERM: finish the in-flight sync before exiting).
-    pub fn finish(&mut self, server: &mut Server, now: Now) {
+    /// Waits for the sync in flight and syncs whatever else was appended; returns the highest
+    /// zxid made durable (SIGTERM: finish the in-flight sync before exiting).
+    pub fn finish(&mut self) -> Option<i64> {
+        let mut durable = None;
         if self.sync_in_flight {
             if let Ok((r, took, bytes)) = self.sync_rx.recv() {
                 self.sync_in_flight = false;
                 match r {
                     Ok(z) => {
                         self.record_sync(took, bytes);
-                        server.durable(z, now);
+                        durable = Some(z);
                     }
                     Err(e) => {
                         log::error!("fsync of the txn log failed: {e}");
@@ -225,13 +238,14 @@ impl Durability {
                 Ok(b.skip())
             };
             match r {
-                Ok(z) => server.durable(z, now),
+                Ok(z) => durable = durable.max(Some(z)),
                 Err(e) => {
                     log::error!("fsync of the txn log failed: {e}");
                     std::process::exit(70);
                 }
             }
         }
+        durable
     }
 
     /// Starts a fuzzy snapshot at the last applied zxid (`zk snapshot save`, or snapCount).

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::proto::frame::{self, FrameCheck};
 use crate::server::fourlw::{self, Env};
 use crate::server::{ConnId, Now, Output, Server};
+use crate::zab;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -21,7 +22,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod durability;
+pub mod ensemble;
 pub mod metrics;
+pub mod peer;
 pub mod resolve;
 
 const LISTENER: Token = Token(0);
@@ -62,13 +65,35 @@ struct ConnIo {
     writable_interest: bool,
 }
 
-/// Runs a standalone server until SIGTERM or SIGINT. Returns once sockets are closed.
+/// A standalone server, or an ensemble member (its server inside its replica).
+enum Node {
+    Standalone(Box<Server>),
+    Ensemble(Box<ensemble::EnsembleNode>),
+}
+
+impl Node {
+    fn server(&self) -> &Server {
+        match self {
+            Node::Standalone(s) => s,
+            Node::Ensemble(e) => &e.replica.server,
+        }
+    }
+
+    fn server_mut(&mut self) -> &mut Server {
+        match self {
+            Node::Standalone(s) => s,
+            Node::Ensemble(e) => &mut e.replica.server,
+        }
+    }
+}
+
+/// Runs a server until SIGTERM or SIGINT. Returns once sockets are closed.
 pub struct Runtime {
     poll: Poll,
     listener: TcpListener,
     conns: HashMap<ConnId, ConnIo>,
     next_id: u64,
-    server: Server,
+    node: Node,
     start: Instant,
     env: Env,
     frame_bytes_max: usize,
@@ -153,7 +178,7 @@ fn warn_if_low_on_space(dir: &std::path::Path, segment_bytes: u64) {
 }
 
 type Opened = (
-    Server,
+    Node,
     Option<durability::Durability>,
     Vec<crate::storage::DirLock>,
 );
@@ -213,12 +238,36 @@ fn open_storage(cfg: Config, poll: &Poll, start: Instant) -> io::Result<Opened> 
         ^ start.elapsed().as_nanos() as u64;
     let d = durability::Durability::new(&cfg, log.clone(), rec.last_zxid, waker, seed)?;
     let n = now(start);
-    let sink: Box<dyn crate::server::TxnSink> = Box::new(durability::LogSink(log));
+    let sink: Box<dyn crate::server::TxnSink> = Box::new(durability::LogSink(log.clone()));
+    let distributed = cfg.is_distributed();
+    let data_dir = cfg.data_dir.clone();
+    let ens_cfg = distributed.then(|| cfg.clone());
     let mut server = Server::with_tree(cfg, n, secret, rec.tree, rec.last_zxid, Some(sink));
     for (id, timeout) in rec.sessions {
         server.restore_session(id, timeout, n);
     }
-    Ok((server, Some(d), locks))
+    let node = match ens_cfg {
+        None => Node::Standalone(Box::new(server)),
+        Some(cfg) => {
+            let myid = crate::config::read_myid(&data_dir)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let o = ensemble::Opened {
+                server,
+                log,
+                last_zxid: rec.last_zxid,
+                snapshot_zxid: rec.snapshot_zxid,
+                secret,
+            };
+            Node::Ensemble(Box::new(ensemble::start(
+                &cfg,
+                myid,
+                o,
+                poll.registry(),
+                n,
+            )?))
+        }
+    };
+    Ok((node, Some(d), locks))
 }
 
 impl Runtime {
@@ -273,13 +322,13 @@ impl Runtime {
                 })
             }
         };
-        let (server, durability, locks) = open_storage(cfg, &poll, start)?;
+        let (node, durability, locks) = open_storage(cfg, &poll, start)?;
         Ok(Runtime {
             poll,
             listener,
             conns: HashMap::new(),
             next_id: FIRST_CONN,
-            server,
+            node,
             start,
             env,
             frame_bytes_max,
@@ -295,7 +344,8 @@ impl Runtime {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let busy = self.durability.as_ref().is_some_and(|d| d.busy());
+            let busy = self.durability.as_ref().is_some_and(|d| d.busy())
+                || matches!(&self.node, Node::Ensemble(e) if e.peers.busy());
             let wait = if busy {
                 Duration::from_millis(1)
             } else {
@@ -317,6 +367,11 @@ impl Runtime {
                             stop = true;
                         }
                     }
+                    Token(t) if t >= ensemble::PEER_TOKEN_BASE => {
+                        if let Node::Ensemble(e) = &mut self.node {
+                            e.peers.handle_event(self.poll.registry(), ev);
+                        }
+                    }
                     Token(t) => {
                         let id = t as ConnId;
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -329,10 +384,23 @@ impl Runtime {
                 }
             }
             let n = now(self.start);
-            self.server.tick(n);
-            if let Some(d) = self.durability.as_mut() {
-                d.pump(&mut self.server, n);
+            match &mut self.node {
+                Node::Standalone(s) => s.tick(n),
+                Node::Ensemble(e) => {
+                    e.peers.tick(self.poll.registry(), Instant::now());
+                    e.receive(n);
+                    e.replica.tick(n);
+                }
             }
+            if let Some(d) = self.durability.as_mut() {
+                if let Some(z) = d.pump(self.node.server()) {
+                    match &mut self.node {
+                        Node::Standalone(s) => s.durable(z, n),
+                        Node::Ensemble(e) => e.replica.step(zab::Input::Durable { zxid: z }, n),
+                    }
+                }
+            }
+            self.after_ensemble_step()?;
             self.update_metrics();
             self.route_output();
             // Connections held back by backpressure get another look once they drained.
@@ -343,7 +411,7 @@ impl Runtime {
                     (!c.input.is_empty() || c.read_blocked)
                         && !c.closing
                         && c.output.len() - c.output_pos < OUTPUT_BYTES_MAX
-                        && !self.server.conn_saturated(**id)
+                        && !self.node.server().conn_saturated(**id)
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -362,7 +430,7 @@ impl Runtime {
     /// Feeds request latencies into the histogram and, once a second, publishes the mntr
     /// figures to the metrics endpoint.
     fn update_metrics(&mut self) {
-        let samples = self.server.take_latency_samples();
+        let samples = self.node.server_mut().take_latency_samples();
         let Some(m) = self.metrics.as_mut() else {
             return;
         };
@@ -374,7 +442,7 @@ impl Runtime {
         }
         m.last_update = Instant::now();
         self.refresh_env();
-        let text = self.server.mntr(&self.env);
+        let text = self.node.server_mut().mntr(&self.env);
         if let Some(m) = self.metrics.as_ref() {
             m.hub.update(&text, &m.latency);
         }
@@ -386,6 +454,12 @@ impl Runtime {
         self.env.open_fds = open;
         self.env.max_fds = max;
         self.env.now_wall_ms = now(self.start).wall_ms;
+        self.env.learners = match &self.node {
+            Node::Ensemble(e) if e.replica.zab.role() == zab::Role::Leading => {
+                Some(e.replica.zab.learner_counts())
+            }
+            _ => None,
+        };
         if let Some(d) = &self.durability {
             let st = &d.stats;
             self.env.fsync_count = st.syncs;
@@ -401,8 +475,15 @@ impl Runtime {
         // close the sockets. Sessions stay in the log for clients to resume after restart.
         let _ = self.poll.registry().deregister(&mut self.listener);
         if let Some(d) = self.durability.as_mut() {
-            d.finish(&mut self.server, now(self.start));
+            if let Some(z) = d.finish() {
+                let n = now(self.start);
+                match &mut self.node {
+                    Node::Standalone(s) => s.durable(z, n),
+                    Node::Ensemble(e) => e.replica.step(zab::Input::Durable { zxid: z }, n),
+                }
+            }
         }
+        let _ = self.after_ensemble_step();
         self.route_output();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
@@ -418,7 +499,7 @@ impl Runtime {
                 Ok((mut stream, addr)) => {
                     let id = self.next_id;
                     self.next_id += 1;
-                    if !self.server.open_conn(id, addr, now(self.start)) {
+                    if !self.node.server_mut().open_conn(id, addr, now(self.start)) {
                         drop(stream);
                         continue;
                     }
@@ -429,7 +510,7 @@ impl Runtime {
                         Interest::READABLE,
                     ) {
                         log::warn!("cannot register connection from {addr}: {e}");
-                        self.server.close_conn(id);
+                        self.node.server_mut().close_conn(id);
                         continue;
                     }
                     log::debug!("accepted connection {id} from {addr}");
@@ -506,7 +587,7 @@ impl Runtime {
             };
             if c.closing
                 || c.output.len() - c.output_pos >= OUTPUT_BYTES_MAX
-                || self.server.conn_saturated(id)
+                || self.node.server().conn_saturated(id)
             {
                 break;
             }
@@ -541,9 +622,9 @@ impl Runtime {
                     consumed += 4 + len;
                     let n = now(self.start);
                     if started {
-                        self.server.request(id, &payload, n);
+                        self.node.server_mut().request(id, &payload, n);
                     } else {
-                        self.server.connect(id, &payload, n);
+                        self.node.server_mut().connect(id, &payload, n);
                     }
                     self.route_output();
                 }
@@ -562,16 +643,17 @@ impl Runtime {
     /// loopback, or from anywhere when the whitelist names it.
     fn snap_word(&mut self, id: ConnId) {
         let local = self
-            .server
+            .node
+            .server()
             .conns
             .get(&id)
             .is_some_and(|c| c.addr.ip().is_loopback());
-        let text = if !local && !self.server.cfg.four_letter_word_allowed("snap") {
+        let text = if !local && !self.node.server().cfg.four_letter_word_allowed("snap") {
             "snap is not executed because it is not in the whitelist.\n".to_owned()
         } else {
             match self.durability.as_mut() {
                 None => "this server keeps no snapshots\n".to_owned(),
-                Some(d) => match d.start_snapshot(&self.server) {
+                Some(d) => match d.start_snapshot(self.node.server()) {
                     Some(z) => format!("Snapshot started at zxid 0x{z:x}\n"),
                     None => "A snapshot is already being written\n".to_owned(),
                 },
@@ -587,10 +669,10 @@ impl Runtime {
     fn four_letter(&mut self, id: ConnId, word: &str) {
         self.refresh_env();
         if matches!(word, "dirs" | "conf") {
-            self.env.data_dir_size = dir_size(&self.server.cfg.data_dir);
-            self.env.log_dir_size = dir_size(&self.server.cfg.data_log_dir);
+            self.env.data_dir_size = dir_size(&self.node.server().cfg.data_dir);
+            self.env.log_dir_size = dir_size(&self.node.server().cfg.data_log_dir);
         }
-        let text = self.server.four_letter(word, &self.env);
+        let text = self.node.server_mut().four_letter(word, &self.env);
         if let Some(c) = self.conns.get_mut(&id) {
             c.output.extend_from_slice(text.as_bytes());
             c.closing = true;
@@ -598,9 +680,34 @@ impl Runtime {
         self.flush(id);
     }
 
+    /// An ensemble member's follow-up to anything that reached its server or replica:
+    /// move work between server and Zab, send peer messages, and drop a snapshot of a
+    /// state that TRUNC or SNAP replaced. Errors when the replica cannot go on.
+    fn after_ensemble_step(&mut self) -> io::Result<()> {
+        let Node::Ensemble(e) = &mut self.node else {
+            return Ok(());
+        };
+        let n = now(self.start);
+        e.replica.pump(n);
+        e.send_out(self.poll.registry(), n);
+        if e.reset.replace(false) {
+            if let Some(d) = self.durability.as_mut() {
+                d.abort_snapshot(e.replica.server.last_zxid);
+            }
+        }
+        if let Some(f) = &e.replica.fatal {
+            return Err(io::Error::other(f.clone()));
+        }
+        Ok(())
+    }
+
     /// Moves what the server queued into connection buffers and writes them.
     fn route_output(&mut self) {
-        let outs: Vec<Output> = self.server.drain_output().collect();
+        if let Err(e) = self.after_ensemble_step() {
+            log::error!("{e}; exiting so that recovery resynchronizes");
+            std::process::exit(70);
+        }
+        let outs: Vec<Output> = self.node.server_mut().drain_output().collect();
         let mut touched = Vec::new();
         for o in outs {
             match o {
@@ -682,6 +789,6 @@ impl Runtime {
             let _ = self.poll.registry().deregister(&mut c.stream);
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
-        self.server.close_conn(id);
+        self.node.server_mut().close_conn(id);
     }
 }

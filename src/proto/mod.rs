@@ -6,6 +6,7 @@
 pub mod consts;
 pub mod frame;
 pub mod jute;
+pub mod peer;
 pub mod records;
 pub mod txn;
 
@@ -89,6 +90,13 @@ pub fn fuzz_decode(data: &[u8]) {
     let _ = Stat::read(&mut Reader::new(data));
     let _ = read_acl_vec(&mut Reader::new(data));
     let _ = Reader::new(data).string_vec();
+    if let Ok(m) = peer::PeerMsg::decode(data) {
+        assert_eq!(
+            peer::PeerMsg::decode(&m.encode()),
+            Ok(m),
+            "peer message round trip"
+        );
+    }
     if let Ok((hdr, t)) = txn::decode(data) {
         let mut w = Writer::new();
         txn::encode(&hdr, &t, &mut w);

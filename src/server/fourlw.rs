@@ -26,6 +26,10 @@ pub struct Env {
     pub snapshots_taken: u64,
     /// Writes refused because the log could not take them (e.g. disk full).
     pub log_append_failures: u64,
+    /// On an ensemble leader: learners connected, voters among them in broadcast, and
+    /// learners still synchronizing (mntr's zk_followers, zk_synced_followers,
+    /// zk_pending_syncs).
+    pub learners: Option<(usize, usize, usize)>,
 }
 
 pub const WORDS: &[&str] = &[
@@ -176,6 +180,13 @@ impl Server {
             return format!("{word} is not executed because it is not in the whitelist.\n");
         }
         let mut s = String::new();
+        if !self.serving && !matches!(word, "ruok" | "envi" | "gtmk") {
+            // As ZooKeeper answers while it elects or synchronizes.
+            if word == "isro" {
+                return "null".to_owned();
+            }
+            return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+        }
         match word {
             "ruok" => s.push_str("imok"),
             "isro" => s.push_str("rw"),
@@ -271,7 +282,7 @@ impl Server {
     }
 
     fn mode(&self) -> &'static str {
-        "standalone"
+        self.role.map_or("standalone", |r| r.mode())
     }
 
     fn stat_text(&self, s: &mut String, clients: bool) {
@@ -423,6 +434,11 @@ impl Server {
             "txnlog_append_failures",
             self.stats.log_append_failures.to_string(),
         );
+        if let Some((all, synced, syncing)) = env.learners {
+            line("followers", all.to_string());
+            line("synced_followers", synced.to_string());
+            line("pending_syncs", syncing.to_string());
+        }
     }
 }
 

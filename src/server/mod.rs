@@ -14,13 +14,16 @@
 //! The watch events a write causes are queued before its reply, so a client always sees the
 //! event before any reply that reflects the change.
 
+mod ensemble;
 pub mod fourlw;
 pub mod prep;
+pub mod replica;
 pub mod session;
 pub mod watch;
 
 use crate::config::Config;
 use crate::proto::consts::{event, op, perms, state, watcher_type, xid};
+use crate::proto::peer::ForwardedRequest;
 use crate::proto::records::write_multi_header;
 use crate::proto::txn::{Txn, TxnHeader};
 use crate::proto::{
@@ -28,6 +31,7 @@ use crate::proto::{
     Writer,
 };
 use crate::tree::{acl, DataTree, OpResult, Trigger};
+use crate::zab::Role;
 use session::SessionTracker;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -147,6 +151,16 @@ enum Origin {
     Expire {
         conn: Option<ConnId>,
     },
+    /// A learner's forwarded sync, answered when the leader says so.
+    Sync {
+        conn: ConnId,
+        xid: i32,
+        path: String,
+        received_mono_ms: u64,
+    },
+    /// A txn another server prepped (a learner's copy of a proposal): if one of our
+    /// connections forwarded it, `Server::forwarded` holds who waits.
+    Remote,
     Internal,
 }
 
@@ -183,6 +197,19 @@ pub struct Server {
     runnable: Vec<ConnId>,
     /// Request latencies (ms) since the network loop last took them, for its histogram.
     latency_samples: Vec<u64>,
+    /// None for a standalone server; in an ensemble, what this server does.
+    pub role: Option<Role>,
+    /// Whether clients are served (always for a standalone server; in an ensemble only
+    /// while this server leads an established epoch or follows in broadcast).
+    pub serving: bool,
+    /// Ensemble: txns logged here, encoded, for the leader's Zab to propose.
+    logged_out: Vec<(i64, Vec<u8>)>,
+    /// Ensemble learner: requests to forward to the leader.
+    forward_out: Vec<ForwardedRequest>,
+    /// Ensemble learner: who waits for a forwarded request, by (session, cxid).
+    forwarded: HashMap<(i64, i32), Origin>,
+    /// Ensemble learner: sessions its clients kept alive since the leader last heard.
+    touched: Vec<i64>,
 }
 
 /// The reply a request earns, before it is framed.
@@ -230,6 +257,12 @@ impl Server {
             outstanding_order: VecDeque::new(),
             runnable: Vec::new(),
             latency_samples: Vec::new(),
+            role: None,
+            serving: true,
+            logged_out: Vec::new(),
+            forward_out: Vec::new(),
+            forwarded: HashMap::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -429,6 +462,11 @@ impl Server {
             }
         }
         self.last_logged_zxid = hdr.zxid;
+        if self.role.is_some() {
+            let mut w = Writer::new();
+            crate::proto::txn::encode(&hdr, &txn, &mut w);
+            self.logged_out.push((hdr.zxid, w.buf));
+        }
         if !changes.is_empty() {
             let paths: Vec<String> = changes.keys().cloned().collect();
             for p in &paths {
@@ -461,7 +499,7 @@ impl Server {
 
     /// Without a sink everything logged is durable at once.
     fn settle(&mut self, now: Now) {
-        if self.sink.is_none() {
+        if self.sink.is_none() && self.role.is_none() {
             while let Some(p) = self.pending.pop_front() {
                 self.apply_pending(p, now);
                 self.run_queues(now);
@@ -469,7 +507,10 @@ impl Server {
         }
     }
 
-    fn apply_pending(&mut self, p: Pending, now: Now) {
+    fn apply_pending(&mut self, mut p: Pending, now: Now) {
+        if matches!(p.origin, Origin::Remote) {
+            p.origin = self.remote_origin(&p.hdr, &p.txn);
+        }
         let res = self.commit(p.hdr, &p.txn, now);
         while self
             .outstanding_order
@@ -532,7 +573,7 @@ impl Server {
                 }
                 None
             }
-            Origin::Internal => None,
+            Origin::Sync { .. } | Origin::Remote | Origin::Internal => None,
         };
         if let Some(c) = done_conn.and_then(|c| self.conns.get_mut(&c)) {
             c.writes_in_flight = c.writes_in_flight.saturating_sub(1);
@@ -639,6 +680,11 @@ impl Server {
     /// The first frame of a connection: a ConnectRequest.
     pub fn connect(&mut self, conn_id: ConnId, payload: &[u8], now: Now) {
         self.last_tick_mono = now.mono_ms;
+        if !self.serving {
+            // As ZooKeeper does while it elects or synchronizes: the client tries another server.
+            self.close(conn_id);
+            return;
+        }
         let req = match ConnectRequest::read(payload) {
             Ok(r) => r,
             Err(e) => {
@@ -661,6 +707,11 @@ impl Server {
             self.cfg.session_timeout_ms_min,
             self.cfg.session_timeout_ms_max,
         );
+        if req.session_id == 0 && self.is_learner() {
+            let id = self.sessions.next_session_id();
+            self.forward_create_session(conn_id, id, timeout, req.read_only);
+            return;
+        }
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
             let hdr = self.txn_header(id, 0, now);
@@ -713,6 +764,7 @@ impl Server {
         }
         self.sessions
             .set_timeout(req.session_id, timeout, now.mono_ms);
+        self.note_touch(req.session_id);
         self.attach(conn_id, req.session_id, timeout, req.read_only, now);
     }
 
@@ -734,6 +786,10 @@ impl Server {
     }
 
     fn process_request(&mut self, conn_id: ConnId, payload: &[u8], received: u64, now: Now) {
+        if !self.serving {
+            self.close(conn_id);
+            return;
+        }
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
@@ -761,6 +817,7 @@ impl Server {
             return;
         }
         self.sessions.touch(session_id, now.mono_ms);
+        self.note_touch(session_id);
         let code = hdr.op;
         if !crate::proto::records::is_known_op(code) || code == op::CHECK {
             self.reply(
@@ -770,6 +827,13 @@ impl Server {
                 Reply::Err(Code::Unimplemented),
             );
             self.close(conn_id);
+            return;
+        }
+        if self.is_learner()
+            && (op::is_write(code) || code == op::SYNC || code == op::CLOSE_SESSION)
+        {
+            let body = &payload[r.position()..];
+            self.forward_request(conn_id, session_id, hdr, body, received);
             return;
         }
         match Request::read(code, &mut r) {
@@ -1218,6 +1282,9 @@ impl Server {
     /// Periodic work: expire sessions; delete empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: Now) {
         self.last_tick_mono = now.mono_ms;
+        if !self.decides_expiry() {
+            return;
+        }
         for id in self.sessions.expired(now.mono_ms) {
             let Some(s) = self.sessions.get_mut(id) else {
                 continue;

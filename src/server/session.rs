@@ -40,6 +40,20 @@ impl SessionTracker {
         }
     }
 
+    /// Renumbers future ids for this server id (an ensemble member's myid).
+    pub fn set_server_id(&mut self, server_id: u64, now_wall_ms: i64) {
+        let base = (((now_wall_ms as u64) << 24) >> 8) | (server_id << 56);
+        self.next_id = base as i64;
+    }
+
+    pub fn set_secret(&mut self, secret: [u8; 32]) {
+        self.secret = secret;
+    }
+
+    pub fn secret(&self) -> [u8; 32] {
+        self.secret
+    }
+
     fn round_up(&self, t: u64) -> u64 {
         (t / self.tick_ms + 1) * self.tick_ms
     }
