@@ -8,6 +8,10 @@
 // Each integration test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod ensemble;
+
+pub mod linearizability;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
