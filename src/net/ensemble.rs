@@ -143,6 +143,11 @@ pub fn start(
             format!("myid is {my_sid} but zoo.cfg has no server.{my_sid} line"),
         )
     })?;
+    if cfg.peer_type == crate::config::LearnerType::Observer && !me.observer {
+        log::warn!(
+            "peerType=observer but server.{my_sid} is not marked :observer; the server.{my_sid} line wins, as in Apache"
+        );
+    }
     let quorum_listen = addr_of(&me.host, me.quorum_port)?;
     let election_listen = addr_of(&me.host, me.election_port)?;
     let mut peers = Vec::new();

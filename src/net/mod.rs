@@ -94,6 +94,8 @@ pub struct Runtime {
     conns: HashMap<ConnId, ConnIo>,
     next_id: u64,
     node: Node,
+    /// Connections with output collected but not yet written.
+    unflushed: Vec<ConnId>,
     start: Instant,
     env: Env,
     frame_bytes_max: usize,
@@ -273,11 +275,24 @@ fn open_storage(cfg: Config, poll: &Poll, start: Instant) -> io::Result<Opened> 
 impl Runtime {
     /// Binds the client port and prepares the loop.
     pub fn bind(cfg: Config) -> io::Result<Runtime> {
+        // An ensemble member may give its client address as the `;[host:]port` suffix of
+        // its own server.N line instead of clientPort/clientPortAddress, as in Apache.
+        let suffix = if cfg.is_distributed() {
+            crate::config::read_myid(&cfg.data_dir)
+                .ok()
+                .and_then(|id| cfg.server(id))
+                .and_then(|s| s.client_addr.clone())
+        } else {
+            None
+        };
+        let suffix_ip = suffix.as_ref().and_then(|(h, _)| h.parse().ok());
         let ip = cfg
             .client_port_address
+            .or(suffix_ip)
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let port = cfg
             .client_port
+            .or(suffix.map(|(_, p)| p))
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "clientPort is not set"))?;
         let addr = SocketAddr::new(ip, port);
         let mut listener = TcpListener::bind(addr)
@@ -329,6 +344,7 @@ impl Runtime {
             conns: HashMap::new(),
             next_id: FIRST_CONN,
             node,
+            unflushed: Vec::new(),
             start,
             env,
             frame_bytes_max,
@@ -626,17 +642,17 @@ impl Runtime {
                     } else {
                         self.node.server_mut().connect(id, &payload, n);
                     }
-                    self.route_output();
+                    self.collect_output();
                 }
             }
         }
         if let Some(c) = self.conns.get_mut(&id) {
             c.input.drain(..consumed);
             if c.closing {
-                let _ = &c;
-                self.flush(id);
+                self.unflushed.push(id);
             }
         }
+        self.route_output();
     }
 
     /// `snap` (zk's own word, used by `zk snapshot save`): start a snapshot now. Allowed from
@@ -703,13 +719,26 @@ impl Runtime {
 
     /// Moves what the server queued into connection buffers and writes them.
     fn route_output(&mut self) {
+        self.collect_output();
+        let mut touched = std::mem::take(&mut self.unflushed);
+        touched.sort_unstable();
+        touched.dedup();
+        for &id in &touched {
+            self.flush(id);
+        }
+        touched.clear();
+        self.unflushed = touched;
+    }
+
+    /// Moves what the server queued into connection buffers without writing them: a batch
+    /// of pipelined requests is answered with one write (`route_output` does the writing).
+    fn collect_output(&mut self) {
         if let Err(e) = self.after_ensemble_step() {
             log::error!("{e}; exiting so that recovery resynchronizes");
             std::process::exit(70);
         }
-        let outs: Vec<Output> = self.node.server_mut().drain_output().collect();
-        let mut touched = Vec::new();
-        for o in outs {
+        let touched = &mut self.unflushed;
+        for o in self.node.server_mut().drain_output() {
             match o {
                 Output::Send(id, frame) => {
                     if let Some(c) = self.conns.get_mut(&id) {
@@ -724,11 +753,6 @@ impl Runtime {
                     }
                 }
             }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for id in touched {
-            self.flush(id);
         }
     }
 

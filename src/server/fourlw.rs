@@ -435,6 +435,8 @@ impl Server {
             self.stats.log_append_failures.to_string(),
         );
         if let Some((all, synced, syncing)) = env.learners {
+            // zk_learners is 3.6+'s name; zk_followers the older one scripts still read.
+            line("learners", all.to_string());
             line("followers", all.to_string());
             line("synced_followers", synced.to_string());
             line("pending_syncs", syncing.to_string());

@@ -246,11 +246,18 @@ impl Ensemble {
         let me = self.member(sid);
         let mut s = format!(
             "tickTime={TICK_TIME_MS}\ninitLimit={INIT_LIMIT_TICKS}\nsyncLimit={SYNC_LIMIT_TICKS}\n\
-             dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
-             commitLogCount={COMMIT_LOG_COUNT}\n",
+             dataDir={}\n4lw.commands.whitelist=*\ncommitLogCount={COMMIT_LOG_COUNT}\n",
             me.data_dir().display(),
-            me.client_port
         );
+        // Both ways of naming a member's client address are in use: even members set
+        // clientPort and clientPortAddress, odd ones rely on the `;host:port` suffix of their
+        // own server.N line (every line carries one, as Apache's dynamic config writes them).
+        if sid % 2 == 0 {
+            s.push_str(&format!(
+                "clientPort={}\nclientPortAddress=127.0.0.1\n",
+                me.client_port
+            ));
+        }
         if me.observer {
             s.push_str("peerType=observer\n");
         }
@@ -264,7 +271,10 @@ impl Ensemble {
                 )
             };
             let role = if o.observer { ":observer" } else { "" };
-            s.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}\n", o.sid));
+            s.push_str(&format!(
+                "server.{}=127.0.0.1:{q}:{e}{role};127.0.0.1:{}\n",
+                o.sid, o.client_port
+            ));
         }
         s
     }
