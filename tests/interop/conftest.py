@@ -375,3 +375,240 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_report_header(config):
     return [f"zk interop: ZK_TARGET={ZK_TARGET} ZK_BIN={ZK_BIN}"]
+
+
+# --------------------------------------------------------------------------------------
+# ensembles (test_ensemble.py)
+#
+# Three (or N) servers of one kind on loopback, each in its own directory under basedir
+# (zoo.cfg, data/myid, server.log and, for Apache, zookeeper.log), with free client,
+# quorum and election ports. zk runs as `$ZK_BIN server --config <cfg>`, Apache as
+# org.apache.zookeeper.server.quorum.QuorumPeerMain <cfg> (log4j level ZK_APACHE_LOGLEVEL,
+# default WARN here). Members are Server objects, so a failing test's report carries every
+# member's log tail, killed ones included ("EXITED rc=-9").
+
+ENSEMBLE_TICK_MS = 200
+ENSEMBLE_INIT_LIMIT = 10
+ENSEMBLE_SYNC_LIMIT = 5
+# Sessions may last up to 20 s (the default cap would be 20 ticks = 4 s, too tight for a
+# client to ride out a kill -9 and a re-election on a loaded 2-core machine).
+ENSEMBLE_MAX_SESSION_MS = 20000
+ENSEMBLE_TIMEOUT = float(os.environ.get("ZK_ENSEMBLE_TIMEOUT", "60"))  # start / election bound
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct currently free TCP ports on 127.0.0.1 (all bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def server_mode(port: int, timeout: float = 2.0) -> str | None:
+    """'leader', 'follower', 'observer' or 'standalone' from srvr; None when the server is
+    down or not serving."""
+    try:
+        out = four_letter(port, "srvr", timeout=timeout)
+    except OSError:
+        return None
+    for line in out.splitlines():
+        if line.startswith("Mode: "):
+            return line[len("Mode: "):].strip()
+    return None
+
+
+class Ensemble:
+    """N voting members of one kind ('zk' or 'apache'); sids are 1..N."""
+
+    def __init__(self, kind: str, basedir: Path, n: int = 3, extra_cfg: dict | None = None):
+        self.kind = kind
+        self.n = n
+        self.basedir = Path(basedir)
+        self.extra_cfg = dict(extra_cfg or {})
+        self.servers: dict[int, Server] = {}
+        self._choose_ports()
+
+    def _choose_ports(self):
+        ports = free_ports(3 * self.n)
+        self.client_ports = {sid: ports[3 * (sid - 1)] for sid in self.sids}
+        self.quorum_ports = {sid: ports[3 * (sid - 1) + 1] for sid in self.sids}
+        self.election_ports = {sid: ports[3 * (sid - 1) + 2] for sid in self.sids}
+        self.workdirs = {sid: self.basedir / f"s{sid}-{time.monotonic_ns()}" for sid in self.sids}
+
+    @property
+    def sids(self) -> list[int]:
+        return list(range(1, self.n + 1))
+
+    def address(self, sid: int) -> str:
+        return f"127.0.0.1:{self.client_ports[sid]}"
+
+    @property
+    def connect_string(self) -> str:
+        return ",".join(self.address(sid) for sid in self.sids)
+
+    def sid_of_port(self, port: int) -> int:
+        return next(sid for sid, p in self.client_ports.items() if p == port)
+
+    def _write_files(self, sid: int) -> Path:
+        wd = self.workdirs[sid]
+        data_dir = wd / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "myid").write_text(f"{sid}\n")
+        cfg = {
+            "tickTime": ENSEMBLE_TICK_MS,
+            "initLimit": ENSEMBLE_INIT_LIMIT,
+            "syncLimit": ENSEMBLE_SYNC_LIMIT,
+            "maxSessionTimeout": ENSEMBLE_MAX_SESSION_MS,
+            "clientPortAddress": "127.0.0.1",
+            **self.extra_cfg,
+        }
+        for o in self.sids:
+            cfg[f"server.{o}"] = f"127.0.0.1:{self.quorum_ports[o]}:{self.election_ports[o]}"
+        return write_zoo_cfg(wd / "zoo.cfg", data_dir, self.client_ports[sid], cfg)
+
+    def spawn(self, sid: int) -> Server:
+        """Start member sid (again) on its files; does not wait."""
+        old = self.servers.get(sid)
+        if old is not None:
+            if old.alive():
+                raise RuntimeError(f"server.{sid} is still running")
+            old.stop()  # closes its log handle, forgets it
+        wd = self.workdirs[sid]
+        cfg_path = self._write_files(sid)
+        log_path = wd / "server.log"
+        if self.kind == "apache":
+            log4j = wd / "log4j.properties"
+            level = os.environ.get("ZK_APACHE_LOGLEVEL", "WARN")
+            log4j.write_text(
+                f"log4j.rootLogger={level}, F\n"
+                "log4j.appender.F=org.apache.log4j.FileAppender\n"
+                f"log4j.appender.F.File={wd / 'zookeeper.log'}\n"
+                "log4j.appender.F.layout=org.apache.log4j.PatternLayout\n"
+                "log4j.appender.F.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n\n")
+            cmd = [JAVA, *FAST_JVM_FLAGS, "-Xmx256m", f"-Dlog4j.configuration=file:{log4j}",
+                   "-Dzookeeper.jmx.log4j.disable=true", "-cp", apache_server_classpath(),
+                   "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg_path)]
+            env = dict(os.environ)
+        elif self.kind == "zk":
+            if not (os.path.isfile(ZK_BIN) and os.access(ZK_BIN, os.X_OK)):
+                pytest.fail(f"zk binary not found at {ZK_BIN}: build it or set ZK_BIN")
+            cmd = [ZK_BIN, "server", "--config", str(cfg_path)]
+            env = dict(os.environ)
+            env.setdefault("RUST_BACKTRACE", "1")
+        else:
+            raise ValueError(self.kind)
+        logf = open(log_path, "ab")
+        logf.write(f"$ {' '.join(cmd)}\n".encode())
+        logf.flush()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(wd), env=env, start_new_session=True)
+        s = Server(self.kind, f"ens-s{sid}", wd, self.client_ports[sid], cfg_path, wd / "data", proc,
+                   log_path)
+        s._logf = logf
+        with _LIVE_LOCK:
+            _LIVE_SERVERS.append(s)
+        self.servers[sid] = s
+        return s
+
+    def alive_sids(self) -> list[int]:
+        return [sid for sid, s in self.servers.items() if s.alive()]
+
+    def mode(self, sid: int) -> str | None:
+        s = self.servers.get(sid)
+        if s is None or not s.alive():
+            return None
+        return server_mode(self.client_ports[sid])
+
+    def modes(self) -> dict[int, str | None]:
+        return {sid: self.mode(sid) for sid in self.sids}
+
+    def logs(self) -> str:
+        out = []
+        for sid, s in sorted(self.servers.items()):
+            state = "running" if s.alive() else f"EXITED rc={s.proc.returncode}"
+            text = s.log_tail(6000)
+            zl = s.workdir / "zookeeper.log"
+            if zl.exists():
+                text += f"\n--- {zl} ---\n" + _read(zl)[-6000:]
+            out.append(f"--- server.{sid} ({state}) {s.log_path} ---\n{text}")
+        return "\n".join(out)
+
+    def wait_serving(self, sids=None, timeout: float = ENSEMBLE_TIMEOUT) -> int:
+        """Wait until every member in sids (default: the running ones) answers srvr with a
+        mode, exactly one of them 'leader' and the rest 'follower'; returns the leader's sid."""
+        deadline = time.monotonic() + timeout
+        modes = {}
+        while True:
+            want = list(sids) if sids is not None else self.alive_sids()
+            for sid in want:
+                s = self.servers.get(sid)
+                if s is None or not s.alive():
+                    rc = None if s is None else s.proc.returncode
+                    raise RuntimeError(f"server.{sid} is not running (rc={rc}) while waiting for the "
+                                       f"ensemble to serve\n{self.logs()}")
+            modes = {sid: self.mode(sid) for sid in want}
+            leaders = [sid for sid, m in modes.items() if m == "leader"]
+            if len(leaders) == 1 and all(m in ("leader", "follower") for m in modes.values()):
+                return leaders[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} ensemble: no single leader with followers within "
+                                   f"{timeout}s (modes {modes})\n{self.logs()}")
+            time.sleep(0.05)
+
+    def leader(self) -> int:
+        return self.wait_serving()
+
+    def start(self, timeout: float = ENSEMBLE_TIMEOUT) -> "Ensemble":
+        for attempt in range(3):  # free ports may be stolen between probe and bind
+            for sid in self.sids:
+                self.spawn(sid)
+            try:
+                self.wait_serving(self.sids, timeout)
+                return self
+            except (RuntimeError, TimeoutError):
+                logs = "".join(s.log_tail() + _read(s.workdir / "zookeeper.log") for s in self.servers.values())
+                self.stop()
+                if attempt == 2 or "Address already in use" not in logs:
+                    raise
+                self.servers = {}
+                self._choose_ports()
+        raise AssertionError("unreachable")
+
+    def kill(self, sid: int):
+        """kill -9 member sid (its process group) and reap it; its log stays attached."""
+        s = self.servers[sid]
+        try:
+            os.killpg(s.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        s.proc.wait(timeout=STOP_TIMEOUT)
+
+    def restart(self, sid: int, timeout: float = ENSEMBLE_TIMEOUT) -> int:
+        """Start a killed member again and wait until it serves (with the others); returns
+        the leader's sid."""
+        self.spawn(sid)
+        return self.wait_serving(timeout=timeout)
+
+    def stop(self):
+        for s in list(self.servers.values()):
+            s.stop()
+
+
+def start_ensemble(kind: str, basedir: Path, n: int = 3, extra_cfg: dict | None = None) -> Ensemble:
+    return Ensemble(kind, basedir, n, extra_cfg).start()
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory) -> Ensemble:
+    """A 3-server ensemble of the target kind, serving (one leader, two followers), shared by a
+    module; every member is stopped at teardown."""
+    e = Ensemble(ZK_TARGET, tmp_path_factory.mktemp("ensemble"))
+    e.start()
+    yield e
+    e.stop()
