@@ -105,6 +105,9 @@ impl Server {
     ) {
         let origin = match hdr.op {
             op::SYNC => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.barrier = true;
+                }
                 let path = Reader::new(body).string().unwrap_or_default();
                 Origin::Sync {
                     conn,
@@ -292,7 +295,8 @@ impl Server {
         self.account(conn, xid, op::SYNC, received_mono_ms, now);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.writes_in_flight = c.writes_in_flight.saturating_sub(1);
-            if c.writes_in_flight == 0 && !c.queued.is_empty() {
+            c.barrier = false;
+            if !c.queued.is_empty() {
                 self.runnable.push(conn);
             }
         }

@@ -44,6 +44,10 @@ pub type ConnId = u64;
 /// network loop stops reading from it (ZooKeeper throttles at globalOutstandingLimit).
 pub const QUEUED_REQUESTS_MAX: usize = 1000;
 
+/// Writes one connection may have logged but not yet answered; past this its next requests
+/// wait in its queue.
+pub const WRITES_IN_FLIGHT_MAX: u32 = 1000;
+
 /// Latency samples kept between two takes by the network loop; past this they are dropped
 /// (the loop takes them every turn, so this only bounds a loop that stopped asking).
 pub const LATENCY_SAMPLES_MAX: usize = 1 << 16;
@@ -99,8 +103,10 @@ pub struct Conn {
     pub established_ms: i64,
     pub stats: ConnStats,
     pub closing: bool,
-    /// Txns of this connection logged but not yet applied and answered.
+    /// Txns of this connection logged (or forwarded) but not yet applied and answered.
     pub writes_in_flight: u32,
+    /// A forwarded sync is in flight: nothing may overtake it.
+    pub barrier: bool,
     /// Requests that arrived while writes were in flight, with their arrival time.
     pub queued: VecDeque<(Vec<u8>, u64)>,
 }
@@ -347,6 +353,7 @@ impl Server {
                 stats: ConnStats::default(),
                 closing: false,
                 writes_in_flight: 0,
+                barrier: false,
                 queued: VecDeque::new(),
             },
         );
@@ -577,7 +584,7 @@ impl Server {
         };
         if let Some(c) = done_conn.and_then(|c| self.conns.get_mut(&c)) {
             c.writes_in_flight = c.writes_in_flight.saturating_sub(1);
-            if c.writes_in_flight == 0 && !c.queued.is_empty() {
+            if !c.queued.is_empty() {
                 self.runnable.push(c.id);
             }
         }
@@ -592,10 +599,10 @@ impl Server {
         }
     }
 
-    /// The next queued request of a connection that has no writes in flight.
+    /// The next queued request of a connection, if it may run now (see `may_run`).
     fn next_queued(&mut self, id: ConnId) -> Option<(Vec<u8>, u64)> {
         let c = self.conns.get_mut(&id)?;
-        if c.writes_in_flight > 0 || c.closing {
+        if c.closing || !c.queued.front().is_some_and(|(f, _)| may_run(c, f)) {
             return None;
         }
         c.queued.pop_front()
@@ -777,7 +784,7 @@ impl Server {
         if c.closing {
             return;
         }
-        if c.writes_in_flight > 0 || !c.queued.is_empty() {
+        if !c.queued.is_empty() || !may_run(c, payload) {
             c.queued.push_back((payload.to_vec(), now.mono_ms));
             return;
         }
@@ -861,12 +868,7 @@ impl Server {
                         .log_txn(th, txn, prep::Outstanding::new(), origin)
                         .is_err()
                     {
-                        self.reply(
-                            conn_id,
-                            hdr.xid,
-                            self.last_zxid,
-                            Reply::Err(Code::SystemError),
-                        );
+                        self.not_logged(conn_id, hdr.xid);
                     }
                 } else {
                     self.reply(
@@ -983,12 +985,25 @@ impl Server {
             received_mono_ms: received,
         };
         if self.log_txn(th, txn, changes, origin).is_err() {
-            self.reply(
-                conn_id,
-                hdr.xid,
-                self.last_zxid,
-                Reply::Err(Code::SystemError),
+            self.not_logged(conn_id, hdr.xid);
+        }
+    }
+
+    /// A write the log refused (e.g. the disk is full) is answered with SystemError at once,
+    /// unless earlier writes of the connection are still in flight: that answer would
+    /// overtake theirs, so the connection is closed instead (its session lives on).
+    fn not_logged(&mut self, conn_id: ConnId, xid: i32) {
+        if self
+            .conns
+            .get(&conn_id)
+            .is_some_and(|c| c.writes_in_flight > 0)
+        {
+            log::info!(
+                "closing connection {conn_id}: a write could not be logged behind writes in flight"
             );
+            self.close(conn_id);
+        } else {
+            self.reply(conn_id, xid, self.last_zxid, Reply::Err(Code::SystemError));
         }
     }
 
@@ -1354,6 +1369,25 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether a connection's next request may be processed now. Replies leave in request order
+/// and a read must see the connection's earlier writes, so anything waits while writes are
+/// in flight — except another write: writes are logged, committed and answered in order, so
+/// a pipelining client gets many into one group commit (ZooKeeper's pipeline does the
+/// same). Session close and a forwarded sync are barriers nothing overtakes.
+fn may_run(c: &Conn, frame: &[u8]) -> bool {
+    if c.writes_in_flight == 0 {
+        return true;
+    }
+    let code = frame
+        .get(4..8)
+        .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    !c.barrier
+        && c.writes_in_flight < WRITES_IN_FLIGHT_MAX
+        && op::is_write(code)
+        && code != op::CLOSE_SESSION
+        && code != op::CREATE_SESSION
 }
 
 /// The opcode a decoded request came as, for `cons`' lastOp.

@@ -145,6 +145,56 @@ fn no_reply_before_durable_and_other_sessions_read_meanwhile() {
 }
 
 #[test]
+fn pipelined_writes_share_a_group_commit_and_replies_keep_request_order() {
+    let mut h = H::new(true, Config::default());
+    h.session(1);
+    // Three writes in a row are all logged before any is durable (one sync covers them),
+    // the second one prepped against the first one's pending change...
+    h.create(1, 1, "/p", 0);
+    h.create(1, 2, "/p/c", 0);
+    h.create(1, 3, "/p/c", 0);
+    assert_eq!(h.s.pending_count(), 3, "writes behind a write are logged at once");
+    // ...while a read behind them waits, and so does a write behind the read.
+    h.get_data(1, 4, "/p/c", false);
+    h.create(1, 5, "/q", 0);
+    assert_eq!(h.s.pending_count(), 3);
+    assert!(h.frames().is_empty());
+    h.make_durable();
+    let f = h.frames();
+    let got: Vec<(i32, i32)> = f
+        .iter()
+        .map(|(_, fr)| {
+            let hd = header(fr);
+            (hd.xid, hd.err)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, 0), (2, 0), (3, Code::NodeExists.code()), (4, 0)],
+        "replies in request order; the read sees the writes before it"
+    );
+    // The queued write ran once the read was answered.
+    assert_eq!(h.s.pending_count(), 1);
+    h.make_durable();
+    assert_eq!(header(&h.frames()[0].1).xid, 5);
+}
+
+#[test]
+fn a_write_the_log_refuses_behind_writes_in_flight_closes_the_connection() {
+    let mut h = H::new(true, Config::default());
+    h.session(1);
+    h.create(1, 1, "/a", 0);
+    h.log.as_ref().unwrap().borrow_mut().full = true;
+    h.create(1, 2, "/b", 0);
+    // An immediate SystemError would overtake the reply to xid 1: the connection closes.
+    let closed = h
+        .s
+        .drain_output()
+        .any(|o| matches!(o, Output::Close(1)));
+    assert!(closed);
+}
+
+#[test]
 fn watch_event_precedes_reply() {
     let mut h = H::new(false, Config::default());
     h.session(1);
