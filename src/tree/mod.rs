@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod quota;
 pub mod restore;
+pub mod shards;
 pub mod walk;
 
 use crate::proto::consts::{event, owner_kind, OwnerKind};
@@ -125,7 +126,7 @@ fn child_name(path: &str) -> &str {
 }
 
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: shards::ShardedMap<Node>,
     acl_cache: HashMap<Arc<[Acl]>, ()>,
     /// Session id -> paths of its ephemerals.
     ephemerals: HashMap<i64, BTreeSet<String>>,
@@ -149,7 +150,7 @@ impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: shards::ShardedMap::default(),
             acl_cache: HashMap::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),

@@ -105,6 +105,9 @@ impl DataTree {
                 (None, key)
             }
         };
+        if old.is_none() {
+            self.nodes.inserted();
+        }
         self.approximate_data_size += (path_len + new_len) as u64;
         if let Some(old) = &old {
             self.approximate_data_size -= (path_len + old.data_len()) as u64;
