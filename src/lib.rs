@@ -7,6 +7,7 @@ pub mod config;
 pub mod net;
 pub mod proto;
 pub mod server;
+pub mod sim;
 pub mod storage;
 pub mod tree;
 pub mod zab;

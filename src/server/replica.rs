@@ -25,7 +25,10 @@ pub trait ReplicaStorage {
     fn persist_accepted_epoch(&mut self, epoch: u64);
     fn persist_current_epoch(&mut self, epoch: u64);
     fn store_secret(&mut self, secret: &[u8; 32]);
-    /// Drops every logged txn after `zxid` and rebuilds the state from what remains.
+    /// Drops every logged txn after `zxid` and rebuilds the state from what remains. What
+    /// remains must be durable when it returns too: Zab counts the log durable up to `zxid`
+    /// from then on (and acks NEWLEADER on it). Zab never asks for a point below its history
+    /// base (`Durable::history_base`, or its last SNAP); it asks the leader for a SNAP then.
     fn truncate(&mut self, zxid: i64) -> Reloaded;
     /// Replaces the data with a leader's snapshot; Err if the bytes are damaged.
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<Reloaded, String>;
@@ -68,7 +71,8 @@ impl Replica {
         // What the server logged since the last pump (a leader's session expiries in
         // `tick`, say) is already in its log: Zab must take it as proposed before any input
         // that could end the leadership, or Zab would drop it and then vote, and lead, without
-        // a txn its own disk holds (sim seed 8: two expiries on disk only, then committed).
+        // a txn its own disk holds (found by src/sim: two expiries on one disk only, later
+        // committed by that server as leader of the next epoch).
         self.pump(now);
         self.zab.step(input, now.mono_ms);
         self.pump(now);

@@ -192,18 +192,24 @@ impl Election {
                 if election_epoch == self.logical_clock && self.is_voter() {
                     self.recv.insert(from, vote);
                     let n = self.agreeing(self.recv.values().copied(), &vote);
-                    if n >= self.quorum() && self.check_leader(vote.leader, election_epoch) {
+                    if n >= self.quorum() && self.check_leader(&vote, election_epoch) {
                         return Some(self.decide_with(vote, election_epoch));
                     }
                 }
                 self.out_of_election
                     .insert(from, (vote, election_epoch, state));
+                // Servers already in an ensemble may have joined it in different rounds (one
+                // that came back later decided in a later round than the others), so what
+                // they must agree on is the leader and its epoch, not the round: ZooKeeper's
+                // Vote.equals compares out-of-election votes that way (ZOOKEEPER-1732). Found
+                // by src/sim: two followers of s4 from round 2 and s4 leading from round 3
+                // never made a majority for one round, so the other two stayed LOOKING.
                 let n = self
                     .out_of_election
                     .values()
-                    .filter(|(v, e, _)| v.leader == vote.leader && *e == election_epoch)
+                    .filter(|(v, _, _)| v.leader == vote.leader && v.peer_epoch == vote.peer_epoch)
                     .count();
-                if n >= self.quorum() && self.check_leader(vote.leader, election_epoch) {
+                if n >= self.quorum() && self.check_leader(&vote, election_epoch) {
                     return Some(self.decide_with(vote, election_epoch));
                 }
                 None
@@ -211,15 +217,15 @@ impl Election {
         }
     }
 
-    /// A leader other than ourselves counts only once it said itself that it leads; we
-    /// ourselves only if the round is ours.
-    fn check_leader(&self, leader: Sid, election_epoch: u64) -> bool {
-        if leader == self.my_sid {
+    /// A leader other than ourselves counts only once it said itself that it leads in the
+    /// vote's epoch; we ourselves only if the round is ours.
+    fn check_leader(&self, vote: &Vote, election_epoch: u64) -> bool {
+        if vote.leader == self.my_sid {
             return election_epoch == self.logical_clock;
         }
         self.out_of_election
-            .get(&leader)
-            .is_some_and(|(_, e, s)| *s == PeerState::Leading && *e == election_epoch)
+            .get(&vote.leader)
+            .is_some_and(|(v, _, s)| *s == PeerState::Leading && v.peer_epoch == vote.peer_epoch)
     }
 
     fn decide(&mut self, vote: Vote) -> Decision {

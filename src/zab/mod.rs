@@ -248,8 +248,33 @@ struct FollowState {
     phase: FollowPhase,
     phase_started_ms: u64,
     last_heard_ms: u64,
-    /// NEWLEADER's zxid, acked once the log is durable up to it.
-    newleader_ack: Option<i64>,
+    /// NEWLEADER's zxid and epoch: the epoch becomes current, and NEWLEADER is acked, once
+    /// the log is durable up to that zxid.
+    newleader_ack: Option<(i64, u64)>,
+    /// What the synchronization brought so far, held until NEWLEADER.
+    sync: Option<SyncBuffer>,
+    /// NEWLEADER arrived: what follows is broadcast, logged as it comes.
+    newleader_seen: bool,
+}
+
+/// A synchronization before its NEWLEADER: the SNAP, if it was one, and the proposals and
+/// commit point after DIFF, TRUNC or SNAP. As ZooKeeper's Learner does (packetsNotLogged),
+/// nothing of it reaches the log before NEWLEADER, which ends the leader's synchronization
+/// batch. A broken link loses a suffix of that batch, NEWLEADER included, while what the
+/// leader sends before it hears of the break (its next proposal, say) travels on a new
+/// connection; logged at once, that could leave a hole that no later DIFF repairs, and a
+/// gap across an epoch boundary cannot be seen from the zxids. (The network loop must not
+/// let that happen: nothing sent on a broken link may arrive until Zab heard LinkReset;
+/// this is the second line of defence.) A snapshot, moreover, cannot be truncated later,
+/// and a leader not yet established may send one holding txns it never commits, which a
+/// later leader truncates. All three found by src/sim.
+#[derive(Debug)]
+struct SyncBuffer {
+    /// The zxid the proposals continue from.
+    base: i64,
+    snapshot: Option<Vec<u8>>,
+    proposals: Vec<(i64, Arc<[u8]>)>,
+    committed: i64,
 }
 
 pub struct Zab {
@@ -267,6 +292,12 @@ pub struct Zab {
     leader: Option<LeaderState>,
     follow: Option<FollowState>,
     touched: Vec<i64>,
+    /// The highest accepted epoch a voter reported to us as leader, for the next epoch to
+    /// exceed (see the FOLLOWERINFO handler).
+    epoch_floor: u64,
+    /// Our state cannot be truncated as a leader asked: report last zxid -1, which always
+    /// gets a SNAP (see the TRUNC handler).
+    want_snapshot: bool,
     /// FOLLOWERINFOs that arrived while we were still looking: a learner may finish the
     /// election before its leader does, and TCP would have held its message until the
     /// leader read it. Replayed when we lead; dropped at the next election round.
@@ -319,6 +350,8 @@ impl Zab {
             leader: None,
             follow: None,
             touched: Vec::new(),
+            epoch_floor: 0,
+            want_snapshot: false,
             early_infos: BTreeMap::new(),
             looking_since_ms: now_ms,
             history_max: HISTORY_TXNS_MAX,
@@ -520,6 +553,8 @@ impl Zab {
                 phase_started_ms: self.now_ms,
                 last_heard_ms: self.now_ms,
                 newleader_ack: None,
+                sync: None,
+                newleader_seen: false,
             });
             self.out.push(Output::RoleChanged {
                 role: self.role,
@@ -529,10 +564,20 @@ impl Zab {
             let observer = self.cfg.is_observer();
             let msg = PeerMsg::FollowerInfo {
                 accepted_epoch: self.accepted_epoch,
-                last_zxid: self.last_logged,
+                last_zxid: self.reported_zxid(),
                 observer,
             };
             self.send(leader, msg);
+        }
+    }
+
+    /// The last zxid we tell a leader in FOLLOWERINFO and ACKEPOCH: -1 asks for a SNAP,
+    /// since no leader has it in its history nor below it.
+    fn reported_zxid(&self) -> i64 {
+        if self.want_snapshot {
+            -1
+        } else {
+            self.last_logged
         }
     }
 
@@ -748,6 +793,16 @@ impl Zab {
                 );
                 if l.phase == LeaderPhase::Discovery && l.new_epoch == 0 {
                     self.maybe_choose_epoch();
+                } else if !observer && accepted_epoch > l.new_epoch {
+                    // It promised a leader that never got established not to follow an
+                    // older epoch, so it can never join ours: it would stay out until the
+                    // next leader change (found by src/sim: one server of three, two of
+                    // five). Start over, choosing the next epoch above its promise.
+                    let e = l.new_epoch;
+                    self.epoch_floor = self.epoch_floor.max(accepted_epoch);
+                    self.go_looking(format!(
+                        "Follower {from} accepted epoch {accepted_epoch}, above our epoch {e}; starting a new election for a higher epoch"
+                    ));
                 } else {
                     let e = l.new_epoch;
                     if let Some(h) = l.learners.get_mut(&from) {
@@ -851,7 +906,7 @@ impl Zab {
     /// epoch is one above every accepted epoch among them.
     fn maybe_choose_epoch(&mut self) {
         let quorum = self.cfg.quorum();
-        let my_accepted = self.accepted_epoch;
+        let my_accepted = self.accepted_epoch.max(self.epoch_floor);
         let Some(l) = self.leader.as_mut() else {
             return;
         };
@@ -896,19 +951,23 @@ impl Zab {
         if l.phase != LeaderPhase::Discovery || l.new_epoch == 0 {
             return;
         }
+        // Only a voter that accepted the epoch from us counts (its FOLLOWERINFO reported an
+        // older one): a voter that had accepted it already did so for another leader that
+        // chose the same epoch, and counting it twice lets both get established in it
+        // (ZooKeeper's follower acks with -1 then; `an_epoch_accepted_before_...` below).
+        // It is still synchronized once a majority of fresh acks is in.
+        let e = l.new_epoch;
         let acked = l
             .learners
             .values()
             .filter(|h| h.phase == LearnerPhase::EpochAcked && !h.observer)
+            .filter(|h| h.accepted_epoch < e)
             .count();
         if acked + 1 < quorum {
             return;
         }
         l.phase = LeaderPhase::Sync;
         l.newleader_zxid = self.last_logged;
-        let e = l.new_epoch;
-        self.current_epoch = e;
-        self.out.push(Output::PersistCurrentEpoch(e));
         let ready: Vec<Sid> = l
             .learners
             .iter()
@@ -940,9 +999,11 @@ impl Zab {
         // From which zxid on the learner needs our proposals, and how it gets there.
         let from_zxid;
         if f == last || in_history(f) {
+            // DIFF names the zxid it continues from, so that the learner can tell it is
+            // the answer to its current FOLLOWERINFO (see the learner's DIFF handler).
             self.out.push(Output::Send {
                 to: sid,
-                msg: PeerMsg::Diff { zxid: last },
+                msg: PeerMsg::Diff { zxid: f },
             });
             from_zxid = f;
         } else if f > last || first.is_some_and(|fz| f > fz) {
@@ -1020,6 +1081,14 @@ impl Zab {
         if l.phase != LeaderPhase::Sync || durable < l.newleader_zxid {
             return;
         }
+        // The new epoch becomes our current epoch only now that our log is durable up to
+        // NEWLEADER, for the reason a learner waits too (`newleader_durable`): a leader that
+        // crashed with the epoch on disk but not the log it synchronized everyone with would
+        // win the next election and truncate committed txns (found by src/sim).
+        if self.current_epoch < l.new_epoch {
+            self.current_epoch = l.new_epoch;
+            self.out.push(Output::PersistCurrentEpoch(l.new_epoch));
+        }
         let acked = l
             .learners
             .values()
@@ -1030,6 +1099,12 @@ impl Zab {
         }
         l.phase = LeaderPhase::Broadcast;
         let e = l.new_epoch;
+        // Answer looking servers with the epoch we lead now, as the learners will once
+        // synchronized (ZooKeeper's updateElectionVote): a joining server follows only a
+        // majority agreeing on leader and epoch.
+        if let Some(d) = self.decided.as_mut() {
+            d.vote.peer_epoch = e;
+        }
         let upto = self.last_logged;
         if upto > self.last_committed {
             self.last_committed = upto;
@@ -1156,10 +1231,10 @@ impl Zab {
                     return;
                 };
                 let leader = f.leader;
-                if let Some(nz) = f.newleader_ack {
+                if let Some((nz, epoch)) = f.newleader_ack {
                     if d >= nz {
                         f.newleader_ack = None;
-                        self.send(leader, PeerMsg::Ack { zxid: nz });
+                        self.newleader_durable(leader, epoch, nz);
                     }
                 } else if f.phase == FollowPhase::Broadcast && !self.cfg.is_observer() {
                     self.send(leader, PeerMsg::Ack { zxid: d });
@@ -1188,6 +1263,7 @@ impl Zab {
         f.last_heard_ms = now;
         let leader = f.leader;
         let phase = f.phase;
+        let buffering = phase == FollowPhase::Sync && !f.newleader_seen;
         match (phase, msg) {
             (FollowPhase::Discovery, PeerMsg::LeaderInfo { new_epoch }) => {
                 if new_epoch < self.accepted_epoch {
@@ -1205,14 +1281,52 @@ impl Zab {
                 f.phase_started_ms = now;
                 let m = PeerMsg::AckEpoch {
                     current_epoch: self.current_epoch,
-                    last_zxid: self.last_logged,
+                    last_zxid: self.reported_zxid(),
                 };
                 self.send(leader, m);
             }
+            // Peer links outlive a following session, so the leader may still answer a
+            // FOLLOWERINFO or ACKEPOCH of an earlier session with us: a second
+            // synchronization arrives after NEWLEADER (its TRUNC truncated committed txns
+            // logged by the first; found by src/sim), or one computed for the log we had
+            // then. Once synchronized, ignore another; NEWLEADER is acked again below.
+            (
+                FollowPhase::Sync,
+                PeerMsg::Diff { .. } | PeerMsg::Trunc { .. } | PeerMsg::Snap { .. },
+            ) if !buffering => {}
             (FollowPhase::Sync, PeerMsg::Diff { zxid }) => {
+                if zxid != self.last_logged {
+                    self.go_looking(format!(
+                        "DIFF from {}, but our log ends at {}: an answer to an earlier FOLLOWERINFO; resynchronizing",
+                        hex(zxid),
+                        hex(self.last_logged)
+                    ));
+                    return;
+                }
                 self.log(format!("Getting a diff from the leader {}", hex(zxid)));
+                let base = self.last_logged;
+                self.start_sync(base, None);
+            }
+            (FollowPhase::Sync, PeerMsg::Trunc { zxid }) if !self.holds(zxid) => {
+                self.go_looking(format!(
+                    "Leader {leader} asks to truncate to {}, which is not in our log: an answer to an earlier FOLLOWERINFO; resynchronizing",
+                    hex(zxid)
+                ));
             }
             (FollowPhase::Sync, PeerMsg::Trunc { zxid }) => {
+                if self.history_base.is_some_and(|b| zxid < b) {
+                    // Below our snapshot: a SNAP from a leader that never got established
+                    // (found by src/sim) may hold txns that a later leader truncates,
+                    // and a snapshot cannot be rolled back. Keep our state and ask for a
+                    // whole snapshot instead.
+                    self.want_snapshot = true;
+                    self.go_looking(format!(
+                        "Leader {leader} asks to truncate to {}, below our snapshot {}; resynchronizing with a snapshot",
+                        hex(zxid),
+                        hex(self.history_base.unwrap_or(0))
+                    ));
+                    return;
+                }
                 self.log(format!(
                     "Truncating log to get in sync with the leader {}",
                     hex(zxid)
@@ -1225,21 +1339,46 @@ impl Zab {
                 self.last_durable = zxid;
                 self.last_committed = self.last_committed.min(zxid);
                 self.out.push(Output::Truncate { zxid });
+                self.start_sync(zxid, None);
             }
             (FollowPhase::Sync, PeerMsg::Snap { zxid, snapshot }) => {
                 self.log(format!("Getting a snapshot from leader {}", hex(zxid)));
-                self.history.clear();
-                self.history_base = Some(zxid);
-                self.last_logged = zxid;
-                self.last_durable = zxid;
-                self.last_committed = zxid;
-                self.out.push(Output::InstallSnapshot { zxid, snapshot });
+                self.start_sync(zxid, Some(snapshot));
+            }
+            (FollowPhase::Sync, PeerMsg::Proposal { zxid, txn }) if buffering => {
+                let Some(b) = self.follow.as_mut().and_then(|f| f.sync.as_mut()) else {
+                    self.go_looking(format!(
+                        "Proposal {} before DIFF, TRUNC or SNAP: a message was lost; resynchronizing",
+                        hex(zxid)
+                    ));
+                    return;
+                };
+                let last = b.proposals.last().map_or(b.base, |(z, _)| *z);
+                if zxid <= last {
+                    return;
+                }
+                if !follows(last, zxid) {
+                    self.go_looking(format!(
+                        "Proposal {} does not follow {} in the synchronization: a message was lost; resynchronizing",
+                        hex(zxid),
+                        hex(last)
+                    ));
+                    return;
+                }
+                b.proposals.push((zxid, Arc::from(txn)));
+            }
+            (FollowPhase::Sync, PeerMsg::Commit { zxid }) if buffering => {
+                if let Some(b) = self.follow.as_mut().and_then(|f| f.sync.as_mut()) {
+                    b.committed = b.committed.max(zxid);
+                }
             }
             (FollowPhase::Sync | FollowPhase::Broadcast, PeerMsg::Proposal { zxid, txn }) => {
                 if zxid <= self.last_logged {
                     return;
                 }
-                if phase == FollowPhase::Broadcast && !follows(self.last_logged, zxid) {
+                // After NEWLEADER every proposal continues the log; one that does not means
+                // messages were lost (a broken link), so resynchronize rather than log a hole.
+                if !follows(self.last_logged, zxid) {
                     self.go_looking(format!(
                         "Proposal {} does not follow our last zxid {}: a message was lost; resynchronizing",
                         hex(zxid),
@@ -1254,6 +1393,30 @@ impl Zab {
             }
             (FollowPhase::Sync | FollowPhase::Broadcast, PeerMsg::Commit { zxid }) => {
                 self.commit_upto(zxid);
+            }
+            // The NEWLEADER of a second synchronization (see DIFF above): the leader waits
+            // for its ack, which means the same as the first one's.
+            (FollowPhase::Sync, PeerMsg::NewLeader { epoch, zxid, .. }) if !buffering => {
+                if epoch != self.accepted_epoch {
+                    self.go_looking(format!(
+                        "NEWLEADER for epoch {epoch} but we accepted {}",
+                        self.accepted_epoch
+                    ));
+                    return;
+                }
+                let upto = zxid.min(self.last_logged);
+                let pending = self.follow.as_ref().and_then(|f| f.newleader_ack);
+                match pending {
+                    None if self.last_durable >= upto => {
+                        self.newleader_durable(leader, epoch, upto)
+                    }
+                    _ => {
+                        let nz = pending.map_or(upto, |(p, _)| p.max(upto));
+                        if let Some(f) = self.follow.as_mut() {
+                            f.newleader_ack = Some((nz, epoch));
+                        }
+                    }
+                }
             }
             (
                 FollowPhase::Sync,
@@ -1270,22 +1433,57 @@ impl Zab {
                     ));
                     return;
                 }
-                self.current_epoch = epoch;
-                self.out.push(Output::PersistCurrentEpoch(epoch));
                 if !secret.is_empty() && secret != self.secret {
                     self.secret = secret.clone();
                     self.out.push(Output::AdoptSecret(secret));
                 }
-                let upto = zxid.min(self.last_logged);
+                let Some(b) = self.follow.as_mut().and_then(|f| {
+                    f.newleader_seen = true;
+                    f.sync.take()
+                }) else {
+                    self.go_looking("NEWLEADER before DIFF, TRUNC or SNAP; resynchronizing".into());
+                    return;
+                };
+                if let Some(snapshot) = b.snapshot {
+                    self.want_snapshot = false;
+                    self.history.clear();
+                    self.history_base = Some(b.base);
+                    self.last_logged = b.base;
+                    self.last_durable = b.base;
+                    self.last_committed = b.base;
+                    self.out.push(Output::InstallSnapshot {
+                        zxid: b.base,
+                        snapshot,
+                    });
+                }
+                for (z, txn) in b.proposals {
+                    self.last_logged = z;
+                    self.remember(z, txn.clone());
+                    self.out.push(Output::Log { zxid: z, txn });
+                }
+                self.commit_upto(b.committed);
+                if self.last_logged != zxid {
+                    self.go_looking(format!(
+                        "NEWLEADER {} but the synchronization brought us to {}; resynchronizing",
+                        hex(zxid),
+                        hex(self.last_logged)
+                    ));
+                    return;
+                }
+                let upto = zxid;
                 if self.last_durable >= upto {
-                    self.send(leader, PeerMsg::Ack { zxid: upto });
+                    self.newleader_durable(leader, epoch, upto);
                 } else if let Some(f) = self.follow.as_mut() {
-                    f.newleader_ack = Some(upto);
+                    f.newleader_ack = Some((upto, epoch));
                 }
             }
             (FollowPhase::Sync, PeerMsg::UpToDate { committed }) => {
                 if let Some(f) = self.follow.as_mut() {
                     f.phase = FollowPhase::Broadcast;
+                }
+                // As the leader does once established (see maybe_establish).
+                if let Some(d) = self.decided.as_mut() {
+                    d.vote.peer_epoch = self.current_epoch;
                 }
                 self.commit_upto(committed);
                 self.out.push(Output::Serving {
@@ -1327,11 +1525,192 @@ impl Zab {
         }
     }
 
+    /// Whether our log holds `zxid`, as far as we know it: a TRUNC to a point we lack was
+    /// computed for another log (a truncation below the history base is handled apart).
+    fn holds(&self, zxid: i64) -> bool {
+        let known_from = self
+            .history_base
+            .or_else(|| self.history.front().map(|(z, _)| *z));
+        if zxid > self.last_logged {
+            return false;
+        }
+        if !known_from.is_some_and(|k| zxid > k) {
+            return true;
+        }
+        self.history.iter().any(|(z, _)| *z == zxid)
+    }
+
+    fn start_sync(&mut self, base: i64, snapshot: Option<Vec<u8>>) {
+        let committed = self.last_committed;
+        if let Some(f) = self.follow.as_mut() {
+            f.sync = Some(SyncBuffer {
+                base,
+                snapshot,
+                proposals: Vec::new(),
+                committed,
+            });
+        }
+    }
+
+    /// The log the leader synchronized us with is durable: only now may its epoch become our
+    /// current epoch, since the current epoch ranks our vote above every server of an older
+    /// epoch. Persisted before the synchronization's txns were, a crash in between would
+    /// leave a short log with a new epoch, and that server could win an election and
+    /// truncate committed txns (ZOOKEEPER-4643; found by src/sim).
+    fn newleader_durable(&mut self, leader: Sid, epoch: u64, upto: i64) {
+        self.current_epoch = epoch;
+        self.out.push(Output::PersistCurrentEpoch(epoch));
+        self.send(leader, PeerMsg::Ack { zxid: upto });
+    }
+
     fn commit_upto(&mut self, zxid: i64) {
         let c = zxid.min(self.last_logged);
         if c > self.last_committed {
             self.last_committed = c;
             self.out.push(Output::Commit { zxid: c });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five servers and the messages between them, delivered only when a test says so.
+    struct Net {
+        z: Vec<Zab>,
+        queues: BTreeMap<(Sid, Sid), VecDeque<PeerMsg>>,
+    }
+
+    impl Net {
+        fn new() -> Net {
+            let z = (1..=5)
+                .map(|sid| {
+                    let cfg = ZabConfig {
+                        my_sid: sid,
+                        voters: (1..=5).collect(),
+                        observers: BTreeSet::new(),
+                        tick_ms: 100,
+                        init_limit: 10,
+                        sync_limit: 5,
+                    };
+                    Zab::new(cfg, Durable::default(), 0)
+                })
+                .collect();
+            let mut n = Net {
+                z,
+                queues: BTreeMap::new(),
+            };
+            for sid in 1..=5 {
+                n.collect(sid);
+            }
+            n.queues.clear();
+            n
+        }
+
+        fn at(&mut self, sid: Sid) -> &mut Zab {
+            &mut self.z[sid as usize - 1]
+        }
+
+        /// Queues what `sid` wants sent on the quorum port.
+        fn collect(&mut self, sid: Sid) {
+            for o in self.at(sid).take_outputs() {
+                // Elections are decided by hand here: notifications are not delivered.
+                if let Output::Send { to, msg } = o {
+                    if msg.port() == crate::proto::peer::Port::Quorum {
+                        self.queues.entry((sid, to)).or_default().push_back(msg);
+                    }
+                }
+            }
+        }
+
+        /// Delivers up to `n` queued messages from `from` to `to`.
+        fn deliver(&mut self, from: Sid, to: Sid, n: usize) {
+            for _ in 0..n {
+                let Some(msg) = self.queues.get_mut(&(from, to)).and_then(|q| q.pop_front()) else {
+                    return;
+                };
+                self.at(to).step(Input::Message { from, msg }, 1);
+                self.collect(to);
+            }
+        }
+
+        /// Delivers everything between `a` and `b`, both ways, until nothing is left.
+        fn settle(&mut self, a: Sid, b: Sid) {
+            while self.queues.get(&(a, b)).is_some_and(|q| !q.is_empty())
+                || self.queues.get(&(b, a)).is_some_and(|q| !q.is_empty())
+            {
+                self.deliver(a, b, usize::MAX);
+                self.deliver(b, a, usize::MAX);
+            }
+        }
+
+        /// The link from `from` to `to` breaks: what is queued is lost, and `from` is told.
+        fn break_link(&mut self, from: Sid, to: Sid) {
+            self.queues.remove(&(from, to));
+            self.at(from).step(Input::LinkReset { sid: to }, 1);
+            self.collect(from);
+        }
+
+        /// `sid`'s election ends with `leader` (as overlapping elections can end).
+        fn decide(&mut self, sid: Sid, leader: Sid) {
+            self.at(sid).decided(Decision {
+                vote: Vote {
+                    leader,
+                    zxid: 0,
+                    peer_epoch: 0,
+                },
+                election_epoch: 1,
+            });
+            self.collect(sid);
+        }
+    }
+
+    /// Two servers that both believe they lead (their elections overlapped) choose the same
+    /// epoch. Follower 3 accepts it from leader 1, then, before 1's NEWLEADER reaches it,
+    /// returns to leader 2: an ACKEPOCH of an epoch it had already accepted must not count
+    /// for 2, or 2 gets established in epoch 1 with 3 and 5 while 1 can still be, with 4
+    /// and 5, and both number different txns alike. ZooKeeper's follower acks such an epoch
+    /// with -1 for this reason.
+    #[test]
+    fn an_epoch_accepted_before_does_not_count_for_a_second_leader() {
+        let mut n = Net::new();
+        n.decide(1, 1);
+        n.decide(2, 2);
+        // 2 chooses epoch 1 from the FOLLOWERINFOs of 3 and 5; 5 accepts it; 2's
+        // LEADERINFO to 3 is lost.
+        n.decide(3, 2);
+        n.decide(5, 2);
+        n.deliver(3, 2, 1);
+        n.deliver(5, 2, 1);
+        assert_eq!(n.at(2).accepted_epoch, 1);
+        n.queues.remove(&(2, 3));
+        n.settle(2, 5);
+        // 3 and 4 follow 1, which chooses epoch 1 too; both accept it and 1 synchronizes.
+        n.break_link(3, 2);
+        n.decide(3, 1);
+        n.decide(4, 1);
+        n.deliver(3, 1, 1);
+        n.deliver(4, 1, 1);
+        n.deliver(1, 3, 1); // LEADERINFO; the rest to 3 is lost below
+        n.deliver(3, 1, 1); // ACKEPOCH
+        n.settle(1, 4);
+        assert_eq!(n.at(3).accepted_epoch, 1);
+        // 3 returns to 2, which still waits in discovery for a majority of epoch acks.
+        n.queues.remove(&(1, 3));
+        n.break_link(3, 1);
+        n.decide(3, 2);
+        n.settle(2, 3);
+        n.settle(2, 5);
+        // 5 moves on to 1, which is synchronizing 4.
+        n.break_link(5, 2);
+        n.decide(5, 1);
+        n.settle(1, 5);
+        let (one, two) = (n.at(1).established_epoch(), n.at(2).established_epoch());
+        assert!(
+            one.is_none() || two.is_none(),
+            "servers 1 and 2 both lead epoch {one:?}"
+        );
+        assert_eq!(one, Some(1));
     }
 }
