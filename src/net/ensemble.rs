@@ -175,8 +175,15 @@ pub fn start(
     let log_epoch = zab::epoch_of(o.last_zxid);
     let current_epoch = current.unwrap_or(log_epoch);
     let accepted_epoch = accepted.unwrap_or(current_epoch).max(current_epoch);
-    let tail = crate::storage::txnlog::read_tail(&cfg.data_log_dir, cfg.commit_log_count as usize)
-        .map_err(|e| io::Error::other(format!("cannot read the txn log's tail: {e}")))?;
+    let mut tail =
+        crate::storage::txnlog::read_tail(&cfg.data_log_dir, cfg.commit_log_count as usize)
+            .map_err(|e| io::Error::other(format!("cannot read the txn log's tail: {e}")))?;
+    // The history Zab may DIFF from and TRUNC within is the log after the newest snapshot:
+    // truncating below a snapshot is impossible (a learner asked to asks for a SNAP instead).
+    if o.snapshot_zxid > 0 && tail.base.map_or(true, |b| b < o.snapshot_zxid) {
+        tail.txns.retain(|(z, _)| *z > o.snapshot_zxid);
+        tail.base = Some(o.snapshot_zxid);
+    }
     let history_base = if tail.txns.is_empty() {
         Some(o.last_zxid)
     } else if tail.base.is_none() && o.snapshot_zxid == 0 {
@@ -245,7 +252,13 @@ impl EnsembleNode {
     }
 
     fn send_batch(&mut self, registry: &mio::Registry, out: Vec<(Sid, PeerMsg)>, now: Now) {
+        let mut lost: Vec<Sid> = Vec::new();
         for (to, msg) in out {
+            // After a loss on a link, the rest of the batch for that peer is lost too: Zab
+            // hears of the loss once and resynchronizes what it must.
+            if lost.contains(&to) && msg.port() == Port::Quorum {
+                continue;
+            }
             let ch = match msg.port() {
                 Port::Quorum => Channel::Quorum,
                 Port::Election => Channel::Election,
@@ -253,6 +266,7 @@ impl EnsembleNode {
             let bytes = msg.encode();
             if !self.peers.send(registry, to, ch, &bytes) && ch == Channel::Quorum {
                 // Lost like a message on a broken connection: Zab must know.
+                lost.push(to);
                 self.replica.step(Input::LinkReset { sid: to }, now);
             }
         }

@@ -430,6 +430,13 @@ impl PeerLinks {
         };
         let now = Instant::now();
         let key = (sid, channel);
+        // A link that lost messages takes nothing more until the loss was reported
+        // (`drain_resets`): a message must not reach the peer after one sent before it was
+        // lost, or Zab's FIFO assumption breaks (a later forwarded request overtaking).
+        if self.resets.contains(&key) {
+            self.stats.frames_dropped += 1;
+            return false;
+        }
         let link = self.out.entry(key).or_insert_with(OutLink::new);
         if link.conn.is_none() {
             if link.retry_at.is_some_and(|t| now < t) {
@@ -934,6 +941,8 @@ mod tests {
         /// (to, from, channel, payload) in the order drained.
         inbox: Vec<(u64, u64, Channel, Vec<u8>)>,
         next_base: usize,
+        /// Link resets drained from all nodes.
+        resets_seen: usize,
     }
 
     impl Net {
@@ -944,6 +953,7 @@ mod tests {
                 nodes: BTreeMap::new(),
                 inbox: Vec::new(),
                 next_base: 0,
+                resets_seen: 0,
             }
         }
 
@@ -1010,6 +1020,8 @@ mod tests {
             let now = Instant::now();
             for (sid, n) in self.nodes.iter_mut() {
                 n.tick(registry, now);
+                // As the runtime does each turn: hear of lost links, which reopens them.
+                self.resets_seen += n.drain_resets().len();
                 for (from, ch, payload) in n.drain_received() {
                     self.inbox.push((*sid, from, ch, payload));
                 }
@@ -1295,10 +1307,14 @@ mod tests {
         net.take(2);
 
         drop(net.nodes.remove(&2));
+        let resets_before = net.resets_seen;
         net.until("1 to notice", |n| {
             Channel::ALL
                 .iter()
                 .all(|&ch| !n.node(1).connected_outbound(2, ch))
+        });
+        net.until("the lost links to be reported", |n| {
+            n.resets_seen >= resets_before + 2
         });
         let dropped_before = net.node(1).stats().frames_dropped;
         for i in 0..20 {
@@ -1370,6 +1386,28 @@ mod tests {
         assert_eq!(st.frames_dropped, sends);
         assert_eq!(st.frames_sent, 0);
         assert!(!net.node(1).connected_outbound(2, Channel::Election));
+    }
+
+    #[test]
+    fn a_link_with_an_unreported_loss_takes_nothing_until_it_is_drained() {
+        let mut net = Net::new();
+        net.start(&[1, 2], &[]);
+        assert!(net.send(1, 2, Channel::Quorum, b"first"));
+        net.until("the first message", |n| n.count(2) == 1);
+        net.take(2);
+        // As if the connection had just broken with that message's successor in flight.
+        let n1 = net.nodes.get_mut(&1).unwrap();
+        n1.resets.push((2, Channel::Quorum));
+        assert!(!net.send(1, 2, Channel::Quorum, b"overtaker"));
+        assert!(net.send(1, 2, Channel::Election, b"other channel"));
+        assert_eq!(
+            net.nodes.get_mut(&1).unwrap().drain_resets(),
+            vec![(2, Channel::Quorum)]
+        );
+        assert!(net.send(1, 2, Channel::Quorum, b"after"));
+        net.until("the later messages", |n| n.count(2) == 2);
+        let got: Vec<Vec<u8>> = net.take(2).into_iter().map(|m| m.2).collect();
+        assert!(!got.iter().any(|p| p == b"overtaker"), "{got:?}");
     }
 
     #[test]

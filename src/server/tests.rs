@@ -153,7 +153,11 @@ fn pipelined_writes_share_a_group_commit_and_replies_keep_request_order() {
     h.create(1, 1, "/p", 0);
     h.create(1, 2, "/p/c", 0);
     h.create(1, 3, "/p/c", 0);
-    assert_eq!(h.s.pending_count(), 3, "writes behind a write are logged at once");
+    assert_eq!(
+        h.s.pending_count(),
+        3,
+        "writes behind a write are logged at once"
+    );
     // ...while a read behind them waits, and so does a write behind the read.
     h.get_data(1, 4, "/p/c", false);
     h.create(1, 5, "/q", 0);
@@ -187,10 +191,7 @@ fn a_write_the_log_refuses_behind_writes_in_flight_closes_the_connection() {
     h.log.as_ref().unwrap().borrow_mut().full = true;
     h.create(1, 2, "/b", 0);
     // An immediate SystemError would overtake the reply to xid 1: the connection closes.
-    let closed = h
-        .s
-        .drain_output()
-        .any(|o| matches!(o, Output::Close(1)));
+    let closed = h.s.drain_output().any(|o| matches!(o, Output::Close(1)));
     assert!(closed);
 }
 
