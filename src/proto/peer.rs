@@ -25,6 +25,10 @@
 //! request      := 15 session:i64 cxid:i32 op:i32 body:buffer count:i32 (scheme:ustring id:ustring)*
 //! syncdone     := 16 session:i64 cxid:i32
 //! ```
+//!
+//! DIFF's zxid is the zxid the diff continues from (the proposals after it follow). A
+//! last_zxid of -1 in FOLLOWERINFO or ACKEPOCH asks the leader for a SNAP (a learner told to
+//! truncate below its own snapshot). NEWLEADER's zxid is where synchronization ends.
 
 use super::jute::{DResult, DecodeError, Reader, Writer};
 use super::records::Id;
