@@ -240,39 +240,7 @@ impl Server {
                     },
                     prep::Outstanding::new(),
                 ),
-                Ok(r) => {
-                    let mut p = prep::Prep::new(
-                        &self.tree,
-                        &self.cfg,
-                        &req.auth,
-                        req.session_id,
-                        &self.outstanding,
-                    );
-                    let t = match &r {
-                        Request::Create(c) => p.create(c),
-                        Request::Delete { path, version } => p.delete(path, *version),
-                        Request::DeleteContainer { path } => p.delete_container(path),
-                        Request::SetData {
-                            path,
-                            data,
-                            version,
-                        } => p.set_data(path, data, *version),
-                        Request::SetAcl { path, acl, version } => {
-                            p.set_acl(path, acl.as_deref(), *version)
-                        }
-                        Request::Multi(ops) => Ok(p.multi(ops)),
-                        Request::Reconfig => Err(if self.cfg.reconfig_enabled {
-                            Code::Unimplemented
-                        } else {
-                            Code::ReconfigDisabled
-                        }),
-                        _ => Err(Code::Unimplemented),
-                    };
-                    match t {
-                        Ok(t) => (t, p.into_changes()),
-                        Err(c) => (Txn::Error { err: c.code() }, prep::Outstanding::new()),
-                    }
-                }
+                Ok(r) => self.prep_write(&r, &req.auth, req.session_id),
             }
         };
         let _ = self.log_txn(hdr, txn, changes, Origin::Internal);

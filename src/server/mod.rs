@@ -952,31 +952,7 @@ impl Server {
         now: Now,
     ) {
         let ids = self.auth_ids(conn_id);
-        let (txn, changes) = {
-            let mut p = prep::Prep::new(&self.tree, &self.cfg, &ids, session_id, &self.outstanding);
-            let t = match &req {
-                Request::Create(c) => p.create(c),
-                Request::Delete { path, version } => p.delete(path, *version),
-                Request::DeleteContainer { path } => p.delete_container(path),
-                Request::SetData {
-                    path,
-                    data,
-                    version,
-                } => p.set_data(path, data, *version),
-                Request::SetAcl { path, acl, version } => p.set_acl(path, acl.as_deref(), *version),
-                Request::Multi(ops) => Ok(p.multi(ops)),
-                Request::Reconfig => Err(if self.cfg.reconfig_enabled {
-                    Code::Unimplemented
-                } else {
-                    Code::ReconfigDisabled
-                }),
-                _ => Err(Code::RuntimeInconsistency),
-            };
-            match t {
-                Ok(t) => (t, p.into_changes()),
-                Err(c) => (Txn::Error { err: c.code() }, prep::Outstanding::new()),
-            }
-        };
+        let (txn, changes) = self.prep_write(&req, &ids, session_id);
         let th = self.txn_header(session_id, hdr.xid, now);
         let origin = Origin::Request {
             conn: conn_id,
@@ -986,6 +962,34 @@ impl Server {
         };
         if self.log_txn(th, txn, changes, origin).is_err() {
             self.not_logged(conn_id, hdr.xid);
+        }
+    }
+
+    /// The txn a write request becomes, checked against the tree plus pending changes, and
+    /// the changes it adds; a refused write becomes an error txn.
+    fn prep_write(&self, req: &Request, ids: &[Id], session_id: i64) -> (Txn, prep::Outstanding) {
+        let mut p = prep::Prep::new(&self.tree, &self.cfg, ids, session_id, &self.outstanding);
+        let t = match req {
+            Request::Create(c) => p.create(c),
+            Request::Delete { path, version } => p.delete(path, *version),
+            Request::DeleteContainer { path } => p.delete_container(path),
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => p.set_data(path, data, *version),
+            Request::SetAcl { path, acl, version } => p.set_acl(path, acl.as_deref(), *version),
+            Request::Multi(ops) => Ok(p.multi(ops)),
+            Request::Reconfig => Err(if self.cfg.reconfig_enabled {
+                Code::Unimplemented
+            } else {
+                Code::ReconfigDisabled
+            }),
+            _ => Err(Code::RuntimeInconsistency),
+        };
+        match t {
+            Ok(t) => (t, p.into_changes()),
+            Err(c) => (Txn::Error { err: c.code() }, prep::Outstanding::new()),
         }
     }
 

@@ -309,6 +309,15 @@ pub struct Zab {
     out: Vec<Output>,
 }
 
+/// The learners a leader sends proposals and commits to: those in sync or broadcast.
+fn forwarding_set(l: &LeaderState) -> Vec<Sid> {
+    l.learners
+        .iter()
+        .filter(|(_, h)| matches!(h.phase, LearnerPhase::Active | LearnerPhase::Syncing))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
 fn hex(z: i64) -> String {
     format!("0x{:x}", z as u64)
 }
@@ -1157,12 +1166,7 @@ impl Zab {
         }
         self.last_committed = c;
         self.out.push(Output::Commit { zxid: c });
-        let to: Vec<Sid> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| matches!(h.phase, LearnerPhase::Active | LearnerPhase::Syncing))
-            .map(|(s, _)| *s)
-            .collect();
+        let to = forwarding_set(l);
         for s in to {
             self.out.push(Output::Send {
                 to: s,
@@ -1198,12 +1202,7 @@ impl Zab {
         let Some(l) = self.leader.as_ref() else {
             return;
         };
-        let to: Vec<Sid> = l
-            .learners
-            .iter()
-            .filter(|(_, h)| matches!(h.phase, LearnerPhase::Active | LearnerPhase::Syncing))
-            .map(|(s, _)| *s)
-            .collect();
+        let to = forwarding_set(l);
         for s in to {
             self.out.push(Output::Send {
                 to: s,
