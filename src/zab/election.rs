@@ -246,6 +246,13 @@ impl Election {
     /// Time passes while looking: re-send our vote now and then, and finish once a
     /// majority has agreed for FINALIZE_WAIT_MS without a better vote arriving.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<(Sid, PeerMsg)>) -> Option<Decision> {
+        // A majority may need no notification at all (one voter, standaloneEnabled=false).
+        if self.agreed_since_ms.is_none() && self.is_voter() {
+            let target = self.proposed;
+            if self.agreeing(self.recv.values().copied(), &target) >= self.quorum() {
+                self.agreed_since_ms = Some(now_ms);
+            }
+        }
         if let Some(since) = self.agreed_since_ms {
             if now_ms.saturating_sub(since) >= FINALIZE_WAIT_MS {
                 let target = self.proposed;
@@ -347,6 +354,12 @@ mod tests {
     fn most_up_to_date_wins() {
         let d = run(3, &[1, 2, 3], &[0, 7, 5]);
         assert!(d.values().all(|l| *l == 2), "{d:?}");
+    }
+
+    #[test]
+    fn a_single_voter_elects_itself() {
+        let d = run(1, &[1], &[0]);
+        assert_eq!(d.get(&1), Some(&1), "{d:?}");
     }
 
     #[test]
