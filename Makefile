@@ -36,7 +36,7 @@ DISTDIR  ?= $(TARGET_DIR)/dist
 DISTNAME := zk-$(VERSION)-x86_64-linux
 TARBALL  := $(DISTDIR)/$(DISTNAME).tar.gz
 
-.PHONY: all build run test test-deps test-unit test-interop bench-compare check fmt clippy clean help \
+.PHONY: all build run test test-deps test-unit test-interop bench-compare bench-compare-ensemble check fmt clippy clean help \
         static install uninstall dist deb rpm
 
 all: build
@@ -53,6 +53,8 @@ help:
 	@echo "make dist       $(DISTDIR)/$(DISTNAME).tar.gz: binary, man pages, unit, config, README"
 	@echo "make deb        a .deb from the dist tarball (dpkg-deb; packaging/build-deb.sh)"
 	@echo "make rpm        an .rpm from the dist tarball (rpmbuild; packaging/rpm/zk.spec)"
+	@echo "make bench-compare           standalone zk vs Apache ZooKeeper 3.8, side by side"
+	@echo "make bench-compare-ensemble  3-server zk vs 3-server Apache, with leader kill -9 failovers"
 
 build:
 	$(CARGO) build --release --locked
@@ -80,6 +82,9 @@ test: test-deps test-unit test-interop
 # writes the table to bench-result.md. QUICK=1 for a one-minute smoke run.
 bench-compare: build
 	ZK_BIN=$(abspath $(BIN)) bash tests/bench/compare.sh $(if $(QUICK),--quick) bench-result.md
+# 3-server ensembles, Apache then zk, with kill -9 failovers; QUICK=1 for a smoke run.
+bench-compare-ensemble: build
+	ZK_BIN=$(abspath $(BIN)) bash tests/bench/compare_ensemble.sh $(if $(QUICK),--quick) bench-ensemble-result.md
 
 fmt:
 	$(CARGO) fmt
