@@ -21,6 +21,7 @@ of every live server's log is attached to the report of a failing test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -62,6 +63,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def kazoo_clients(start_timeout: float):
+    """Yields new(hosts, **kw): a started KazooClient on `hosts`; every client made is
+    stopped and closed when the block ends (test_kazoo.py's and test_ensemble.py's fixtures)."""
+    from kazoo.client import KazooClient
+
+    clients = []
+
+    def new(hosts: str, **kw):
+        c = KazooClient(hosts=hosts, **kw)
+        c.start(timeout=start_timeout)
+        clients.append(c)
+        return c
+
+    try:
+        yield new
+    finally:
+        for c in clients:
+            try:
+                c.stop()
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def four_letter(port: int, cmd: str, host: str = "127.0.0.1", timeout: float = 10.0) -> str:

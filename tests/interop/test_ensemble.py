@@ -28,7 +28,7 @@ from kazoo.protocol.states import EventType
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
-from conftest import FAST_JVM_FLAGS, JAVA, wait_until
+from conftest import FAST_JVM_FLAGS, JAVA, kazoo_clients, wait_until
 from test_curator import CHECKS as CURATOR_CHECKS
 from test_curator import curator_classpath  # noqa: F401 - pytest fixture
 from test_zkcli_compare import run_zkcli
@@ -54,26 +54,17 @@ def healthy(ensemble):
 
 @pytest.fixture
 def make_client(ensemble):
-    clients = []
+    with kazoo_clients(T) as new:
 
-    def make(hosts: str | None = None, sid: int | None = None, **kw) -> KazooClient:
-        """A started kazoo client: on one member (sid), or on `hosts` (default: all three)."""
-        if sid is not None:
-            hosts = ensemble.address(sid)
-        kw.setdefault("timeout", SESSION_TIMEOUT)
-        kw.setdefault("connection_retry", dict(FAST_RETRY))
-        c = KazooClient(hosts=hosts or ensemble.connect_string, **kw)
-        c.start(timeout=T)
-        clients.append(c)
-        return c
+        def make(hosts: str | None = None, sid: int | None = None, **kw) -> KazooClient:
+            """A started kazoo client: on one member (sid), or on `hosts` (default: all three)."""
+            if sid is not None:
+                hosts = ensemble.address(sid)
+            kw.setdefault("timeout", SESSION_TIMEOUT)
+            kw.setdefault("connection_retry", dict(FAST_RETRY))
+            return new(hosts or ensemble.connect_string, **kw)
 
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:  # noqa: BLE001
-            pass
+        yield make
 
 
 @pytest.fixture

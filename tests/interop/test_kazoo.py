@@ -25,29 +25,20 @@ from kazoo.protocol.states import EventType
 from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
-from conftest import wait_until
+from conftest import kazoo_clients, wait_until
 
 T = 20  # generic bound (seconds) for anything we wait on
 
 
 @pytest.fixture
 def make_client(zk_server):
-    clients = []
+    with kazoo_clients(T) as new:
 
-    def make(**kw):
-        kw.setdefault("timeout", 10)
-        c = KazooClient(hosts=zk_server.address, **kw)
-        c.start(timeout=T)
-        clients.append(c)
-        return c
+        def make(**kw):
+            kw.setdefault("timeout", 10)
+            return new(zk_server.address, **kw)
 
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:  # noqa: BLE001
-            pass
+        yield make
 
 
 @pytest.fixture
