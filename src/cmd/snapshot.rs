@@ -13,7 +13,7 @@ use crate::proto::Acl;
 use crate::server::fourlw::java_date;
 use crate::storage::{self, txnlog, StorageError};
 use crate::tree::acl::perm_string;
-use crate::tree::{DataTree, Node};
+use crate::tree::{DataTree, NodeRef};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
@@ -296,7 +296,7 @@ fn kind_text(owner: i64) -> String {
     }
 }
 
-fn node_json(path: &str, n: &Node) -> String {
+fn node_json(path: &str, n: &NodeRef) -> String {
     let s = n.stat();
     let acl: Vec<String> = n
         .acl
@@ -310,7 +310,7 @@ fn node_json(path: &str, n: &Node) -> String {
             )
         })
         .collect();
-    let (data, enc) = match n.data.as_deref() {
+    let (data, enc) = match n.data {
         None => ("null".to_owned(), "null"),
         Some(b) => match std::str::from_utf8(b) {
             Ok(t) => (json_str(t), "\"utf8\""),
@@ -344,7 +344,7 @@ fn node_json(path: &str, n: &Node) -> String {
     )
 }
 
-fn node_text(out: &mut dyn Write, path: &str, n: &Node) -> io::Result<()> {
+fn node_text(out: &mut dyn Write, path: &str, n: &NodeRef) -> io::Result<()> {
     let s = n.stat();
     writeln!(out, "{path}")?;
     writeln!(out, "  cZxid = 0x{:x}", s.czxid)?;
@@ -359,8 +359,8 @@ fn node_text(out: &mut dyn Write, path: &str, n: &Node) -> io::Result<()> {
     writeln!(out, "  dataLength = {}", s.data_length)?;
     writeln!(out, "  numChildren = {}", s.num_children)?;
     writeln!(out, "  kind = {}", kind_text(n.ephemeral_owner))?;
-    writeln!(out, "  acl = {}", acl_text(&n.acl))?;
-    writeln!(out, "  data = {}", data_text(n.data.as_deref()))?;
+    writeln!(out, "  acl = {}", acl_text(n.acl))?;
+    writeln!(out, "  data = {}", data_text(n.data))?;
     writeln!(out, "----")
 }
 
@@ -395,11 +395,11 @@ fn dump(
         )?;
     }
     for path in tree.nodes_preorder() {
-        let n = tree.get(path).expect("listed");
+        let n = tree.get(&path).expect("listed");
         if json {
-            writeln!(out, "{}", node_json(path, n))?;
+            writeln!(out, "{}", node_json(&path, &n))?;
         } else {
-            node_text(out, path, n)?;
+            node_text(out, &path, &n)?;
         }
     }
     if !json {
@@ -693,7 +693,7 @@ mod tests {
             },
             &mut vec![],
         );
-        let j = node_json("/q\"x", t.get("/q\"x").unwrap());
+        let j = node_json("/q\"x", &t.get("/q\"x").unwrap());
         assert!(j.starts_with("{\"path\":\"/q\\\"x\",\"czxid\":1,"), "{j}");
         assert!(
             j.contains("\"data\":\"/w==\",\"dataEncoding\":\"base64\""),

@@ -330,12 +330,22 @@ impl Durability {
                 return;
             }
             let mut buf = Vec::with_capacity(256 * 1024);
-            let n =
+            let step =
                 server
                     .tree
                     .walk_step(&mut job.cursor, SNAPSHOT_NODES_PER_TURN, |path, node| {
-                        encode_node(&mut buf, path, node)
+                        encode_node(&mut buf, path, &node)
                     });
+            let n = match step {
+                Ok(n) => n,
+                Err(e) => {
+                    // Dropping the job closes the channel: the writer thread discards the
+                    // partial file.
+                    log::error!("snapshot 0x{:x} abandoned: {e}", job.zxid);
+                    self.snapshot = None;
+                    return;
+                }
+            };
             job.held = Some((buf, n as u64));
             // One chunk per turn keeps the loop responsive while a large tree is written.
             if !job.cursor.is_done() {

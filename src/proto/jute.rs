@@ -114,6 +114,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A jute `buffer`, borrowed from the input.
+    pub fn buffer_ref(&mut self) -> DResult<Option<&'a [u8]>> {
+        match self.len()? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n)?)),
+        }
+    }
+
+    /// A jute `ustring`, borrowed from the input.
+    pub fn ustr(&mut self) -> DResult<Option<&'a str>> {
+        match self.len()? {
+            None => Ok(None),
+            Some(n) => std::str::from_utf8(self.take(n)?)
+                .map(Some)
+                .map_err(|_| DecodeError::BadUtf8),
+        }
+    }
+
     /// A jute `ustring`; `None` is the null string (length -1).
     pub fn ustring(&mut self) -> DResult<Option<String>> {
         match self.len()? {

@@ -1091,7 +1091,7 @@ impl Server {
                     return Err(Code::BadArguments);
                 }
                 if let Some(n) = self.tree.get(&path) {
-                    self.node_readable(conn_id, &n.acl, perms::READ)?;
+                    self.node_readable(conn_id, n.acl, perms::READ)?;
                 }
                 if watch {
                     self.data_watches.add(&path, conn_id, watch::STANDARD);
@@ -1101,8 +1101,8 @@ impl Server {
             }
             Request::GetData { path, watch } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
-                self.node_readable(conn_id, &n.acl, perms::READ)?;
-                w.buffer(n.data.as_deref());
+                self.node_readable(conn_id, n.acl, perms::READ)?;
+                w.buffer(n.data);
                 n.stat().write(&mut w);
                 if watch {
                     self.data_watches.add(&path, conn_id, watch::STANDARD);
@@ -1114,9 +1114,9 @@ impl Server {
                 with_stat,
             } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
-                self.node_readable(conn_id, &n.acl, perms::READ)?;
-                w.i32(n.children.len() as i32);
-                for c in &n.children {
+                self.node_readable(conn_id, n.acl, perms::READ)?;
+                w.i32(n.num_children as i32);
+                for c in n.children() {
                     w.string(c);
                 }
                 if with_stat {
@@ -1128,18 +1128,18 @@ impl Server {
             }
             Request::GetAcl { path } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
-                self.node_readable(conn_id, &n.acl, perms::READ | perms::ADMIN)?;
-                let shown = if self.node_readable(conn_id, &n.acl, perms::ADMIN).is_ok() {
+                self.node_readable(conn_id, n.acl, perms::READ | perms::ADMIN)?;
+                let shown = if self.node_readable(conn_id, n.acl, perms::ADMIN).is_ok() {
                     n.acl.to_vec()
                 } else {
-                    acl::redact(&n.acl)
+                    acl::redact(n.acl)
                 };
                 crate::proto::records::write_acl_vec(&mut w, &shown);
                 n.stat().write(&mut w);
             }
             Request::GetAllChildrenNumber { path } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
-                self.node_readable(conn_id, &n.acl, perms::READ)?;
+                self.node_readable(conn_id, n.acl, perms::READ)?;
                 w.i32(self.tree.descendant_count(&path) as i32);
             }
             Request::Sync { path } => {
@@ -1199,7 +1199,7 @@ impl Server {
                     };
                     let res = match self.tree.get(path) {
                         None => Err(Code::NoNode),
-                        Some(n) => self.node_readable(conn_id, &n.acl, perms::READ).map(|_| n),
+                        Some(n) => self.node_readable(conn_id, n.acl, perms::READ).map(|_| n),
                     };
                     match res {
                         Err(c) => {
@@ -1209,11 +1209,11 @@ impl Server {
                         Ok(n) => {
                             write_multi_header(&mut w, t, false, 0);
                             if t == op::GET_DATA {
-                                w.buffer(n.data.as_deref());
+                                w.buffer(n.data);
                                 n.stat().write(&mut w);
                             } else {
-                                w.i32(n.children.len() as i32);
-                                for c in &n.children {
+                                w.i32(n.num_children as i32);
+                                for c in n.children() {
                                     w.string(c);
                                 }
                             }
@@ -1339,7 +1339,7 @@ impl Server {
         let mut doomed = Vec::new();
         for p in &self.tree.containers {
             if let Some(n) = self.tree.get(p) {
-                if !n.children.is_empty() {
+                if n.num_children > 0 {
                     continue;
                 }
                 let never_used = self.cfg.container_max_never_used_interval_ms;
@@ -1353,7 +1353,7 @@ impl Server {
                 if let crate::proto::consts::OwnerKind::Ttl(ttl) =
                     crate::proto::consts::owner_kind(n.ephemeral_owner)
                 {
-                    if n.children.is_empty() && now.wall_ms - n.mtime > ttl {
+                    if n.num_children == 0 && now.wall_ms - n.mtime > ttl {
                         doomed.push(p.clone());
                     }
                 }

@@ -122,7 +122,7 @@ impl<'a> Prep<'a> {
             version: n.version,
             aversion: n.aversion,
             cversion: n.cversion,
-            children: n.children.len() as i32,
+            children: n.num_children as i32,
             owner: n.ephemeral_owner,
             acl: n.acl.clone(),
             data_len: n.data_len(),

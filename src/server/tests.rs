@@ -379,7 +379,7 @@ fn hard_quota_enforced_only_with_enforce_quota() {
         } else {
             "count=3,bytes=3"
         };
-        assert_eq!(stats.data.as_deref().unwrap(), want.as_bytes());
+        assert_eq!(stats.data.unwrap(), want.as_bytes());
     }
 }
 

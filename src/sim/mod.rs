@@ -1823,8 +1823,7 @@ impl Sim {
                 let Some(n) = r.server.tree.get(path) else {
                     return Err(format!("{path} vanished on server {}", nd.sid));
                 };
-                if n.mzxid < a.zxid || (n.mzxid == a.zxid && n.data.as_deref() != Some(&a.data[..]))
-                {
+                if n.mzxid < a.zxid || (n.mzxid == a.zxid && n.data != Some(&a.data[..])) {
                     return Err(format!(
                         "server {}: {path} was last modified at {}, but a setData acked at {} is not reflected",
                         nd.sid,

@@ -37,7 +37,7 @@ use super::txnlog::ReadMap;
 use super::{ensure_version_dir, list_named, sync_dir, with_path, StorageError};
 use crate::proto::jute::{Reader, Writer};
 use crate::proto::records::{read_acl_vec, write_acl_vec};
-use crate::tree::{AclRef, DataTree, Node};
+use crate::tree::{AclRef, DataTree, Node, NodeRef};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -70,12 +70,12 @@ pub fn list_snapshots(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
 
 /// Appends one node record. Pure: the server calls it on its own thread while it walks the
 /// tree, and passes the bytes to `SnapshotWriter::write_chunk`.
-pub fn encode_node(buf: &mut Vec<u8>, path: &str, node: &Node) {
+pub fn encode_node(buf: &mut Vec<u8>, path: &str, node: &NodeRef) {
     let mut w = Writer {
         buf: std::mem::take(buf),
     };
-    w.u8(TAG_NODE).string(path).buffer(node.data.as_deref());
-    write_acl_vec(&mut w, &node.acl);
+    w.u8(TAG_NODE).string(path).buffer(node.data);
+    write_acl_vec(&mut w, node.acl);
     w.i64(node.czxid)
         .i64(node.mzxid)
         .i64(node.pzxid)
@@ -251,16 +251,25 @@ fn encode_tree<E>(
 ) -> Result<(), E> {
     let mut buf = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + 4096);
     let mut n = 0;
-    for p in tree.nodes_preorder() {
-        encode_node(&mut buf, p, tree.get(p).expect("listed"));
+    let mut failed = None;
+    tree.for_each_preorder(|p, node| {
+        if failed.is_some() {
+            return;
+        }
+        encode_node(&mut buf, p, &node);
         n += 1;
         if buf.len() >= SNAPSHOT_CHUNK_BYTES {
-            sink(&buf, n)?;
+            if let Err(e) = sink(&buf, n) {
+                failed = Some(e);
+            }
             buf.clear();
             n = 0;
         }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => sink(&buf, n),
     }
-    sink(&buf, n)
 }
 
 /// A loaded snapshot.
@@ -356,6 +365,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<Loaded, StorageError> {
     let claimed_nodes = be_u64(data, end_at + 1);
     let mut tree = DataTree::new();
     tree.reserve(claimed_nodes.min((end_at / NODE_BYTES_MIN) as u64) as usize);
+    let mut restorer = tree.restorer();
     let mut sessions = Vec::new();
     let mut nodes = 0u64;
     // Nearly every node has the same ACL as the one before it; comparing the encoded bytes
@@ -374,12 +384,12 @@ fn parse(path: &Path, data: &[u8]) -> Result<Loaded, StorageError> {
             TAG_NODE => {
                 let body = &data[pos + 1..end_at];
                 let mut r = Reader::new(body);
-                let path_s = match r.ustring() {
+                let path_s = match r.ustr() {
                     Ok(Some(p)) => p,
                     Ok(None) => return Err(bad(&r, &"null path")),
                     Err(e) => return Err(bad(&r, &e)),
                 };
-                let node_data = r.buffer().map_err(|e| bad(&r, &e))?;
+                let node_data = r.buffer_ref().map_err(|e| bad(&r, &e))?;
                 let acl_at = pos + 1 + r.position();
                 let acl = match &last_acl {
                     Some((a, b, acl)) if data[acl_at..end_at].starts_with(&data[*a..*b]) => {
@@ -401,7 +411,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<Loaded, StorageError> {
                 let mut sr = Reader::new(&data[stat_at..end_at]);
                 let stat = || -> Result<Node, crate::proto::DecodeError> {
                     Ok(Node {
-                        data: node_data.map(Vec::into_boxed_slice),
+                        data: node_data,
                         acl,
                         czxid: sr.i64()?,
                         mzxid: sr.i64()?,
@@ -412,12 +422,12 @@ fn parse(path: &Path, data: &[u8]) -> Result<Loaded, StorageError> {
                         cversion: sr.i32()?,
                         aversion: sr.i32()?,
                         ephemeral_owner: sr.i64()?,
-                        children: Default::default(),
                     })
                 };
                 let node = stat().map_err(|e| corrupt(at, format!("node stat: {e}")))?;
                 pos = stat_at + sr.position();
-                tree.restore_node_owned(path_s, node)
+                restorer
+                    .put(path_s, node)
                     .map_err(|e| corrupt(at, e.to_string()))?;
                 nodes += 1;
             }
@@ -558,19 +568,19 @@ mod tests {
         let mut buf = Vec::new();
         let mut n = 0;
         for p in t.nodes_preorder() {
-            encode_node(&mut buf, p, t.get(p).unwrap());
+            encode_node(&mut buf, &p, &t.get(&p).unwrap());
             n += 1;
         }
-        let mut changed = t.get("/a").unwrap().clone();
-        changed.data = Some(b"later".to_vec().into());
+        let mut changed = t.get("/a").unwrap();
+        changed.data = Some(b"later");
         changed.version = 3;
         encode_node(&mut buf, "/a", &changed);
         w.write_chunk(&buf, n + 1).unwrap();
         let p = w.finish(&[]).unwrap();
         let l = load_snapshot(&p).unwrap();
         let a = l.tree.get("/a").unwrap();
-        assert_eq!(a.data.as_deref(), Some(&b"later"[..]));
-        assert_eq!(a.children.len(), 3);
+        assert_eq!(a.data, Some(&b"later"[..]));
+        assert_eq!(a.num_children, 3);
         assert_eq!(l.tree.node_count(), t.node_count());
     }
 
@@ -608,7 +618,7 @@ mod tests {
         let t = sample();
         let mut w = SnapshotWriter::create(d.path(), 5).unwrap();
         let mut buf = Vec::new();
-        encode_node(&mut buf, "/x/y", t.get("/a").unwrap());
+        encode_node(&mut buf, "/x/y", &t.get("/a").unwrap());
         w.write_chunk(&buf, 1).unwrap();
         let p = w.finish(&[]).unwrap();
         let e = load_snapshot(&p).err().unwrap();

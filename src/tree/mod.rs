@@ -5,14 +5,15 @@
 //! same txns holds the same tree. Corresponds to Apache's DataTree and DataNode.
 
 pub mod acl;
+pub mod arena;
 pub mod quota;
 pub mod restore;
-pub mod shards;
 pub mod walk;
 
 use crate::proto::consts::{event, owner_kind, OwnerKind};
 use crate::proto::txn::{Txn, TxnHeader};
 use crate::proto::{open_acl_unsafe, read_acl_unsafe, Acl, Code, Stat};
+use arena::{Arena, NewRec, ROOT};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -20,13 +21,15 @@ pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
 pub const CONFIG_PATH: &str = "/zookeeper/config";
 
-/// An interned ACL list: nearly every znode shares one, so nodes hold a pointer.
+/// An interned ACL list: nearly every znode shares one, so nodes hold its index in the
+/// tree's table and readers get the shared copy.
 pub type AclRef = Arc<[Acl]>;
 
-/// One znode. The stored cversion counts child creations only (see `stat`).
+/// A znode as stored in a snapshot, before it is placed in a tree (see
+/// `DataTree::restore_node`). The stored cversion counts child creations only.
 #[derive(Debug, Clone)]
-pub struct Node {
-    pub data: Option<Box<[u8]>>,
+pub struct Node<'a> {
+    pub data: Option<&'a [u8]>,
     pub acl: AclRef,
     pub czxid: i64,
     pub mzxid: i64,
@@ -37,35 +40,83 @@ pub struct Node {
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
-    pub children: BTreeSet<Box<str>>,
 }
 
-impl Node {
-    fn special(acl: AclRef) -> Node {
-        Node {
-            data: Some(Box::new([])),
-            acl,
-            czxid: 0,
-            mzxid: 0,
-            pzxid: 0,
-            ctime: 0,
-            mtime: 0,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
-            children: BTreeSet::new(),
-        }
+impl Node<'_> {
+    pub fn data_len(&self) -> usize {
+        self.data.map_or(0, |d| d.len())
+    }
+}
+
+/// A read-only view of one znode in the tree: its fields copied out, its data and ACL
+/// borrowed. The stored cversion counts child creations only (see `stat`).
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    tree: &'a DataTree,
+    id: u32,
+    pub data: Option<&'a [u8]>,
+    pub acl: &'a AclRef,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub num_children: usize,
+}
+
+impl std::fmt::Debug for NodeRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeRef")
+            .field("id", &self.id)
+            .field("data", &self.data)
+            .field("stat", &self.stat())
+            .finish()
+    }
+}
+
+impl<'a> NodeRef<'a> {
+    pub fn data_len(&self) -> usize {
+        self.data.map_or(0, |d| d.len())
     }
 
-    pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.len())
+    /// The children's names in name order (getChildren's order).
+    pub fn children(&self) -> Vec<&'a str> {
+        let mut v: Vec<&'a str> = self.children_unordered().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The children's names, newest first.
+    pub fn children_unordered(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let arena = &self.tree.arena;
+        arena.children(self.id).map(move |c| arena.rec(c).name())
+    }
+
+    /// An owned copy, as a snapshot would store it.
+    pub fn to_node(&self) -> Node<'a> {
+        Node {
+            data: self.data,
+            acl: self.acl.clone(),
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            pzxid: self.pzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+        }
     }
 
     /// The client-visible Stat (DataNode.copyStat): cversion counts creations and deletions,
     /// and container and TTL nodes show ephemeralOwner 0.
     pub fn stat(&self) -> Stat {
-        let n = self.children.len() as i32;
+        let n = self.num_children as i32;
         Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
@@ -125,9 +176,77 @@ fn child_name(path: &str) -> &str {
     &path[path.rfind('/').map_or(0, |i| i + 1)..]
 }
 
+/// The interned ACL lists, counted by the nodes that use them; a list goes when its last
+/// node does.
+#[derive(Default)]
+struct AclTable {
+    lists: Vec<AclRef>,
+    users: Vec<u32>,
+    ids: HashMap<AclRef, u32>,
+    free: Vec<u32>,
+    /// The `Arc` last acquired and its id: a snapshot load hands the same `Arc` for runs of
+    /// nodes, and comparing pointers skips hashing the list. Cleared when that id is freed.
+    last: Option<(AclRef, u32)>,
+}
+
+impl AclTable {
+    /// The id of `acl` with one more user.
+    fn acquire(&mut self, acl: AclRef) -> u32 {
+        if let Some((a, id)) = &self.last {
+            if Arc::ptr_eq(a, &acl) {
+                self.users[*id as usize] += 1;
+                return *id;
+            }
+        }
+        if let Some(&id) = self.ids.get(&acl) {
+            self.users[id as usize] += 1;
+            self.last = Some((acl, id));
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.lists[id as usize] = acl.clone();
+                self.users[id as usize] = 1;
+                id
+            }
+            None => {
+                self.lists.push(acl.clone());
+                self.users.push(1);
+                (self.lists.len() - 1) as u32
+            }
+        };
+        self.ids.insert(acl.clone(), id);
+        self.last = Some((acl, id));
+        id
+    }
+
+    fn release(&mut self, id: u32) {
+        let u = &mut self.users[id as usize];
+        *u -= 1;
+        if *u == 0 {
+            let acl = std::mem::replace(&mut self.lists[id as usize], Arc::from(Vec::new()));
+            self.ids.remove(&acl);
+            self.free.push(id);
+            if self.last.as_ref().is_some_and(|(_, l)| *l == id) {
+                self.last = None;
+            }
+        }
+    }
+
+    fn get(&self, id: u32) -> &AclRef {
+        &self.lists[id as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
 pub struct DataTree {
-    nodes: shards::ShardedMap<Node>,
-    acl_cache: HashMap<Arc<[Acl]>, ()>,
+    arena: Arena,
+    acls: AclTable,
+    /// Record -> ephemeralOwner, for the nodes where it is not 0 (ephemeral, container, TTL).
+    owners: HashMap<u32, i64>,
     /// Session id -> paths of its ephemerals.
     ephemerals: HashMap<i64, BTreeSet<String>>,
     pub containers: BTreeSet<String>,
@@ -138,6 +257,8 @@ pub struct DataTree {
     approximate_data_size: u64,
     /// Soft-quota warnings produced by the last apply, for the caller to log.
     pub quota_warnings: Vec<String>,
+    /// The fuzzy-snapshot walk in progress, if any (see walk.rs).
+    walk: std::cell::RefCell<walk::Walk>,
 }
 
 impl Default for DataTree {
@@ -149,71 +270,105 @@ impl Default for DataTree {
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
+        let mut acls = AclTable::default();
+        let open = acls.acquire(open_acl_unsafe().into());
+        let special = |name, acl| NewRec {
+            name,
+            data: Some(&[]),
+            acl,
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            has_owner: false,
+        };
+        let arena = Arena::new(&special("", open));
         let mut t = DataTree {
-            nodes: shards::ShardedMap::default(),
-            acl_cache: HashMap::new(),
+            arena,
+            acls,
+            owners: HashMap::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             quota_paths: BTreeSet::new(),
-            approximate_data_size: 0,
+            approximate_data_size: 1,
             quota_warnings: Vec::new(),
+            walk: Default::default(),
         };
-        let open = t.intern(open_acl_unsafe());
-        let read = t.intern(read_acl_unsafe());
-        let mut root = Node::special(open.clone());
-        root.children.insert("zookeeper".into());
-        let mut zk = Node::special(open.clone());
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
-        let mut config = Node::special(read);
+        let acl = t.acl_id(open_acl_unsafe().into());
+        t.add("/", special("zookeeper", acl));
+        let acl = t.acl_id(open_acl_unsafe().into());
+        t.add(ZOOKEEPER_PATH, special("quota", acl));
+        let mut config = special("config", t.acl_id(read_acl_unsafe().into()));
         config.aversion = -1;
-        t.insert_node("/".into(), root);
-        t.insert_node(ZOOKEEPER_PATH.into(), zk);
-        t.insert_node(QUOTA_PATH.into(), Node::special(open));
-        t.insert_node(CONFIG_PATH.into(), config);
+        t.add(ZOOKEEPER_PATH, config);
         t
     }
 
-    fn insert_node(&mut self, path: String, node: Node) {
-        self.approximate_data_size += (path.len() + node.data_len()) as u64;
-        self.nodes.insert(path, node);
+    /// Takes a user of an ACL list (interning it) for a node about to hold it.
+    fn acl_id(&mut self, acl: AclRef) -> u32 {
+        self.acls.acquire(acl)
     }
 
-    /// Returns the shared copy of an ACL list.
-    pub fn intern(&mut self, acl: Vec<Acl>) -> AclRef {
-        self.intern_ref(acl.into())
+    /// Adds a child under the existing node at `parent_path`, counting its size; the caller
+    /// has taken the ACL user in `new.acl` and registers the owner.
+    fn add(&mut self, parent_path: &str, new: NewRec) -> u32 {
+        let parent = self.arena.resolve(parent_path).expect("parent exists");
+        let path_len = if parent == ROOT {
+            1 + new.name.len()
+        } else {
+            parent_path.len() + 1 + new.name.len()
+        };
+        self.approximate_data_size += (path_len + new.data.map_or(0, |d| d.len())) as u64;
+        self.arena.add_child(parent, &new)
     }
 
-    /// The shared copy of an ACL list that is already in an `Arc`.
-    pub fn intern_ref(&mut self, acl: AclRef) -> AclRef {
-        if let Some((k, _)) = self.acl_cache.get_key_value(&acl) {
-            return k.clone();
+    fn node_ref(&self, id: u32) -> NodeRef<'_> {
+        let r = self.arena.rec(id);
+        NodeRef {
+            tree: self,
+            id,
+            data: r.data(),
+            acl: self.acls.get(r.acl),
+            czxid: r.czxid,
+            mzxid: r.mzxid,
+            pzxid: r.pzxid,
+            ctime: r.ctime,
+            mtime: r.mtime,
+            version: r.version,
+            cversion: r.cversion,
+            aversion: r.aversion,
+            ephemeral_owner: if r.has_owner() {
+                self.owners.get(&id).copied().unwrap_or(0)
+            } else {
+                0
+            },
+            num_children: r.num_children as usize,
         }
-        self.acl_cache.insert(acl.clone(), ());
-        acl
     }
 
-    /// Drops interned ACL lists no node uses any more.
-    pub fn purge_unused_acls(&mut self) {
-        self.acl_cache.retain(|k, _| Arc::strong_count(k) > 1);
-    }
-
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        if path.is_empty() {
-            return self.nodes.get("/");
-        }
-        self.nodes.get(path)
+    /// The node at `path` ("" is the root, as in ZooKeeper).
+    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
+        self.arena.resolve(path).map(|id| self.node_ref(id))
     }
 
     /// Node count as ZooKeeper reports it: the root is also stored under the alias "".
     pub fn node_count(&self) -> usize {
-        self.nodes.len() + 1
+        self.arena.len() + 1
     }
 
     pub fn approximate_data_size(&self) -> u64 {
-        // The "" alias adds its data length (0) and no path bytes.
+        // The "" alias adds its data length (0) and no path bytes; the root's "/" is counted.
         self.approximate_data_size
+    }
+
+    /// How many distinct ACL lists the nodes use.
+    pub fn acl_count(&self) -> usize {
+        self.acls.len()
     }
 
     pub fn ephemerals_of(&self, session_id: i64) -> Option<&BTreeSet<String>> {
@@ -230,14 +385,15 @@ impl DataTree {
 
     /// All descendants of `path`, excluding the node itself.
     pub fn descendant_count(&self, path: &str) -> usize {
+        let Some(id) = self.arena.resolve(path) else {
+            return 0;
+        };
         let mut n = 0;
-        let mut stack = vec![path.to_owned()];
+        let mut stack = vec![id];
         while let Some(p) = stack.pop() {
-            if let Some(node) = self.nodes.get(&p) {
-                for c in &node.children {
-                    n += 1;
-                    stack.push(join(&p, c));
-                }
+            for c in self.arena.children(p) {
+                n += 1;
+                stack.push(c);
             }
         }
         n
@@ -297,17 +453,19 @@ impl DataTree {
                 hdr.time_ms,
                 triggers,
             ),
-            Txn::SetAcl { path, acl, version } => {
-                let acl = self.intern(acl.clone());
-                match self.nodes.get_mut(path.as_str()) {
-                    None => Err(Code::NoNode),
-                    Some(n) => {
-                        n.acl = acl;
-                        n.aversion = *version;
-                        Ok(OpResult::AclSet { stat: n.stat() })
-                    }
+            Txn::SetAcl { path, acl, version } => match self.arena.resolve(path) {
+                None => Err(Code::NoNode),
+                Some(id) => {
+                    let new = self.acl_id(acl.as_slice().into());
+                    let r = self.arena.rec_mut(id);
+                    let old = std::mem::replace(&mut r.acl, new);
+                    r.aversion = *version;
+                    self.acls.release(old);
+                    Ok(OpResult::AclSet {
+                        stat: self.node_ref(id).stat(),
+                    })
                 }
-            }
+            },
             Txn::Check { .. } => Ok(OpResult::Checked),
             Txn::Error { err } => Ok(OpResult::Error(
                 Code::from_code(*err).unwrap_or(Code::RuntimeInconsistency),
@@ -330,59 +488,86 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, Code> {
         let parent_path = parent_of(path).ok_or(Code::BadArguments)?;
-        if self.nodes.contains_key(path) {
-            // Only replay over a fuzzy snapshot gets here (prep rejects such a create): the
-            // snapshot caught the node, but maybe not its parent's counters, which the txn
-            // carries absolutely (as Apache's DataTree.setCversionPzxid does).
-            if let Some(parent) = self.nodes.get_mut(parent_path) {
-                if parent_cversion > parent.cversion {
-                    parent.cversion = parent_cversion;
-                    parent.pzxid = zxid;
-                }
-            }
-            return Err(Code::NodeExists);
-        }
-        let acl = self.intern(acl);
+        let parent = self.arena.resolve(parent_path);
         let name = child_name(path);
-        let parent = self.nodes.get_mut(parent_path).ok_or(Code::NoNode)?;
-        parent.children.insert(name.into());
-        parent.cversion = parent_cversion;
-        parent.pzxid = zxid;
-        let parent_acl = parent.acl.clone();
-        let node = Node {
-            data: data.map(|d| d.into()),
-            acl: acl.clone(),
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time_ms,
-            mtime: time_ms,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner,
-            children: BTreeSet::new(),
-        };
-        let stat = node.stat();
-        let len = node.data_len();
-        self.insert_node(path.to_owned(), node);
+        if let Some(p) = parent {
+            if self.arena.find(p, name).is_some() {
+                // Only replay over a fuzzy snapshot gets here (prep rejects such a create):
+                // the snapshot caught the node, but maybe not its parent's counters, which the
+                // txn carries absolutely (as Apache's DataTree.setCversionPzxid does).
+                let pr = self.arena.rec_mut(p);
+                if parent_cversion > pr.cversion {
+                    pr.cversion = parent_cversion;
+                    pr.pzxid = zxid;
+                }
+                return Err(Code::NodeExists);
+            }
+        }
+        let parent = parent.ok_or(Code::NoNode)?;
+        if name.is_empty() {
+            return Err(Code::BadArguments);
+        }
+        let acl = self.acl_id(acl.into());
+        let pr = self.arena.rec_mut(parent);
+        pr.cversion = parent_cversion;
+        pr.pzxid = zxid;
+        let parent_acl = pr.acl;
+        let id = self.add(
+            parent_path,
+            NewRec {
+                name,
+                data,
+                acl,
+                czxid: zxid,
+                mzxid: zxid,
+                pzxid: zxid,
+                ctime: time_ms,
+                mtime: time_ms,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                has_owner: ephemeral_owner != 0,
+            },
+        );
+        if ephemeral_owner != 0 {
+            self.owners.insert(id, ephemeral_owner);
+        }
+        let stat = self.node_ref(id).stat();
+        let len = data.map_or(0, |d| d.len());
         self.register_owner(path, ephemeral_owner);
         self.quota_on_create(parent_path, name);
         self.update_quota_usage(path, 1, len as i64);
         triggers.push(Trigger {
             path: path.to_owned(),
             event_type: event::NODE_CREATED,
-            acl,
+            acl: self.acls.get(acl).clone(),
         });
         triggers.push(Trigger {
             path: parent_path.to_owned(),
             event_type: event::NODE_CHILDREN_CHANGED,
-            acl: parent_acl,
+            acl: self.acls.get(parent_acl).clone(),
         });
         Ok(OpResult::Created {
             path: path.to_owned(),
             stat,
         })
+    }
+
+    /// Unlinks the childless node `id` at `path` and undoes everything it counted in: its
+    /// ACL user, owner, size and any walk positioned on it. Returns its ACL and owner.
+    fn remove_rec(&mut self, id: u32, path: &str) -> (AclRef, i64) {
+        let owner = if self.arena.rec(id).has_owner() {
+            self.owners.remove(&id).unwrap_or(0)
+        } else {
+            0
+        };
+        let old = self.arena.remove(id);
+        self.walk.get_mut().removed(id, old.next);
+        self.approximate_data_size -= (path.len() + old.data_len()) as u64;
+        let acl = self.acls.get(old.acl).clone();
+        self.acls.release(old.acl);
+        self.unregister_owner(path, owner);
+        (acl, owner)
     }
 
     fn delete_node(
@@ -392,31 +577,25 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), Code> {
         let parent_path = parent_of(path).ok_or(Code::BadArguments)?;
-        match self.nodes.get(path) {
-            None => return Err(Code::NoNode),
-            Some(n) if !n.children.is_empty() => return Err(Code::NotEmpty),
-            Some(_) => {}
+        let id = self.arena.resolve(path).ok_or(Code::NoNode)?;
+        if self.arena.rec(id).num_children > 0 {
+            return Err(Code::NotEmpty);
         }
-        let node = self.nodes.remove(path).expect("checked above");
-        self.approximate_data_size -= (path.len() + node.data_len()) as u64;
+        let parent = self.arena.rec(id).parent;
+        let data_len = self.arena.rec(id).data_len() as i64;
+        let (acl, _) = self.remove_rec(id, path);
+        let pr = self.arena.rec_mut(parent);
+        if zxid > pr.pzxid {
+            pr.pzxid = zxid;
+        }
+        let parent_acl = self.acls.get(pr.acl).clone();
         let name = child_name(path);
-        let parent_acl = match self.nodes.get_mut(parent_path) {
-            Some(parent) => {
-                parent.children.remove(name);
-                if zxid > parent.pzxid {
-                    parent.pzxid = zxid;
-                }
-                parent.acl.clone()
-            }
-            None => node.acl.clone(),
-        };
-        self.unregister_owner(path, node.ephemeral_owner);
         self.quota_on_delete(parent_path, name);
-        self.update_quota_usage(path, -1, -(node.data_len() as i64));
+        self.update_quota_usage(path, -1, -data_len);
         triggers.push(Trigger {
             path: path.to_owned(),
             event_type: event::NODE_DELETED,
-            acl: node.acl.clone(),
+            acl,
         });
         triggers.push(Trigger {
             path: parent_path.to_owned(),
@@ -435,15 +614,16 @@ impl DataTree {
         time_ms: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, Code> {
-        let n = self.nodes.get_mut(path).ok_or(Code::NoNode)?;
+        let id = self.arena.resolve(path).ok_or(Code::NoNode)?;
+        let n = self.arena.rec_mut(id);
         let old_len = n.data_len() as i64;
-        n.data = data.map(|d| d.into());
+        n.set_data(data);
         n.version = version;
         n.mzxid = zxid;
         n.mtime = time_ms;
-        let stat = n.stat();
-        let acl = n.acl.clone();
         let new_len = n.data_len() as i64;
+        let node = self.node_ref(id);
+        let (stat, acl) = (node.stat(), node.acl.clone());
         self.approximate_data_size = (self.approximate_data_size as i64 + new_len - old_len) as u64;
         self.update_quota_usage(path, 0, new_len - old_len);
         triggers.push(Trigger {
@@ -452,6 +632,20 @@ impl DataTree {
             acl,
         });
         Ok(OpResult::DataSet { stat })
+    }
+
+    /// Replaces the data of the node at `path` without touching its stat (the quota stats
+    /// node, which ZooKeeper updates without a version change). False if there is none.
+    fn replace_data(&mut self, path: &str, data: &[u8]) -> bool {
+        let Some(id) = self.arena.resolve(path) else {
+            return false;
+        };
+        let n = self.arena.rec_mut(id);
+        let old_len = n.data_len() as i64;
+        n.set_data(Some(data));
+        self.approximate_data_size =
+            (self.approximate_data_size as i64 + data.len() as i64 - old_len) as u64;
+        true
     }
 
     /// Deletes every ephemeral of a closed or expired session, in path order.
@@ -464,9 +658,37 @@ impl DataTree {
         }
     }
 
-    /// Every path in the tree, for dumps and digests (unordered).
-    pub fn paths(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+    /// Calls `f` with every node's path and view, parents before children, siblings in name
+    /// order: the order snapshots are written in and dumps are printed in.
+    pub fn for_each_preorder(&self, mut f: impl FnMut(&str, NodeRef<'_>)) {
+        f("/", self.node_ref(ROOT));
+        // (path of the parent, its children sorted by name, next index)
+        type Level<'t> = (String, Vec<(&'t str, u32)>, usize);
+        let mut stack: Vec<Level> = Vec::new();
+        stack.push(("/".to_owned(), self.sorted_children(ROOT), 0));
+        while let Some((parent, kids, i)) = stack.last_mut() {
+            let Some(&(name, id)) = kids.get(*i) else {
+                stack.pop();
+                continue;
+            };
+            *i += 1;
+            let path = join(parent, name);
+            f(&path, self.node_ref(id));
+            if self.arena.rec(id).num_children > 0 {
+                let kids = self.sorted_children(id);
+                stack.push((path, kids, 0));
+            }
+        }
+    }
+
+    fn sorted_children(&self, id: u32) -> Vec<(&str, u32)> {
+        let mut v: Vec<(&str, u32)> = self
+            .arena
+            .children(id)
+            .map(|c| (self.arena.rec(c).name(), c))
+            .collect();
+        v.sort_unstable();
+        v
     }
 }
 
@@ -585,8 +807,8 @@ mod tests {
         create(&mut t, 1, "/a", 0);
         create(&mut t, 2, "/b", 0);
         assert!(Arc::ptr_eq(
-            &t.get("/a").unwrap().acl,
-            &t.get("/b").unwrap().acl
+            t.get("/a").unwrap().acl,
+            t.get("/b").unwrap().acl
         ));
     }
 }

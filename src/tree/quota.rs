@@ -108,7 +108,7 @@ impl DataTree {
         let base = format!("{QUOTA_PATH}{q}");
         let read = |name: &str| {
             self.get(&join(&base, name))
-                .and_then(|n| n.data.as_ref())
+                .and_then(|n| n.data)
                 .map(|d| StatsTrack::parse(&String::from_utf8_lossy(d)))
                 .unwrap_or_default()
         };
@@ -141,7 +141,7 @@ impl DataTree {
             if let Some(n) = self.get(&p) {
                 count += 1;
                 bytes += n.data_len() as i64;
-                for c in &n.children {
+                for c in n.children_unordered() {
                     stack.push(join(&p, c));
                 }
             }
@@ -154,12 +154,7 @@ impl DataTree {
 
     fn write_stats_node(&mut self, q: &str, st: StatsTrack) {
         let stat_path = format!("{QUOTA_PATH}{q}/{STAT_NODE}");
-        if let Some(n) = self.nodes.get_mut(&stat_path) {
-            let new: Box<[u8]> = st.to_string().into_bytes().into();
-            self.approximate_data_size =
-                (self.approximate_data_size as i64 + new.len() as i64 - n.data_len() as i64) as u64;
-            n.data = Some(new);
-        }
+        self.replace_data(&stat_path, st.to_string().as_bytes());
     }
 
     /// Adds to the usage of the quota covering `path`, warning when a soft limit is passed.

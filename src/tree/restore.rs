@@ -7,10 +7,10 @@
 //! deserialization half of Apache's DataTree.deserialize and to its digest (DigestCalculator),
 //! though the digest here is our own and not comparable with ZooKeeper's.
 
+use super::arena::{NewRec, ROOT};
 use super::quota::LIMIT_NODE;
-use super::{child_name, join, parent_of, DataTree, Node, QUOTA_PATH};
+use super::{child_name, parent_of, DataTree, Node, NodeRef, QUOTA_PATH};
 use crate::proto::consts::{owner_kind, OwnerKind};
-use std::collections::hash_map::Entry;
 use std::fmt;
 
 /// Why a stored node could not be put into the tree.
@@ -55,73 +55,132 @@ fn quota_target(path: &str) -> Option<&str> {
     Some(&parent[QUOTA_PATH.len()..])
 }
 
+/// Restores nodes into a tree (see `DataTree::restorer`). It keeps the path of the node put
+/// last and the records of it and its ancestors: in a depth-first listing, a node's parent is
+/// one of them. A node listed elsewhere is still placed, with a lookup of its parent. Paths
+/// are borrowed for `'p` (a snapshot's bytes), so nothing is copied.
+pub struct Restorer<'t, 'p> {
+    tree: &'t mut DataTree,
+    /// The path of the node put last.
+    path: &'p str,
+    /// (length of a prefix of `path` that is a node's path, that node's record), root first.
+    chain: Vec<(usize, u32)>,
+}
+
+impl<'p> Restorer<'_, 'p> {
+    /// `DataTree::restore_node`.
+    pub fn put(&mut self, path: &'p str, node: Node) -> Result<(), RestoreError> {
+        if !valid_path(path) {
+            return Err(RestoreError::BadPath(path.to_owned()));
+        }
+        let parent = match parent_of(path) {
+            None => {
+                self.chain.clear();
+                None
+            }
+            Some(pp) => {
+                while let Some(&(len, _)) = self.chain.last() {
+                    if len == pp.len() && self.path.as_bytes()[..len] == *pp.as_bytes() {
+                        break;
+                    }
+                    self.chain.pop();
+                }
+                match self.chain.last() {
+                    Some(&(_, id)) => Some(id),
+                    None => match self.tree.arena.resolve(pp) {
+                        Some(id) => {
+                            self.chain.push((pp.len(), id));
+                            Some(id)
+                        }
+                        None => return Err(RestoreError::NoParent(path.to_owned())),
+                    },
+                }
+            }
+        };
+        let id = self.tree.restore_under(parent, path, node);
+        self.path = path;
+        self.chain.push((path.len(), id));
+        Ok(())
+    }
+}
+
 impl DataTree {
-    /// Makes room for `additional` more nodes, so a snapshot load sizes the table once.
+    /// Makes room for `additional` more nodes, so a snapshot load sizes the index once.
     pub fn reserve(&mut self, additional: usize) {
-        self.nodes.reserve(additional);
+        self.arena.reserve(additional);
     }
 
     /// Puts a stored node at `path`, or overwrites the node already there (a fuzzy snapshot
     /// may hold a path twice; the later record wins). The parent must already exist; the node
-    /// is linked into its parent's children. `node.children` is ignored: children link
-    /// themselves when they are restored, and an overwritten node keeps the children already
-    /// linked to it. The parent's stat is left as stored — a snapshot carries it.
+    /// is linked into its parent's children, and an overwritten node keeps the children
+    /// already linked to it. The parent's stat is left as stored — a snapshot carries it.
     pub fn restore_node(&mut self, path: &str, node: Node) -> Result<(), RestoreError> {
-        self.restore_node_owned(path.to_owned(), node)
+        if !valid_path(path) {
+            return Err(RestoreError::BadPath(path.to_owned()));
+        }
+        let parent = match parent_of(path) {
+            None => None,
+            Some(p) => match self.arena.resolve(p) {
+                Some(id) => Some(id),
+                None => return Err(RestoreError::NoParent(path.to_owned())),
+            },
+        };
+        self.restore_under(parent, path, node);
+        Ok(())
     }
 
-    /// `restore_node` for a path the caller already owns (a snapshot load allocates each path
-    /// once). One hash lookup for the node and one for its parent: at a million nodes, table
-    /// probes are most of the load time.
-    pub fn restore_node_owned(&mut self, path: String, mut node: Node) -> Result<(), RestoreError> {
-        if !valid_path(&path) {
-            return Err(RestoreError::BadPath(path));
+    /// A restorer: `restore_node` for nodes that come parents-first and depth-first, as
+    /// snapshots hold them, finding each parent without a lookup.
+    pub fn restorer<'p>(&mut self) -> Restorer<'_, 'p> {
+        Restorer {
+            tree: self,
+            path: "",
+            chain: Vec::new(),
         }
-        if let Some(p) = parent_of(&path) {
-            match self.nodes.get_mut(p) {
-                // Inserting an existing name again only costs the allocation, and a repeated
-                // path is rare.
-                Some(parent) => {
-                    parent.children.insert(child_name(&path).into());
-                }
-                None => return Err(RestoreError::NoParent(path)),
-            }
-        }
-        node.acl = self.intern_ref(node.acl);
-        let (new_len, new_owner) = (node.data_len(), node.ephemeral_owner);
-        let quota = quota_target(&path).map(str::to_owned);
-        let path_len = path.len();
-        // The key is copied back out only when an index needs the path: for an owned node,
-        // or when an existing node is overwritten.
-        let (old, key) = match self.nodes.entry(path) {
-            Entry::Occupied(mut e) => {
-                node.children = std::mem::take(&mut e.get_mut().children);
-                let key = e.key().clone();
-                (Some(std::mem::replace(e.get_mut(), node)), Some(key))
-            }
-            Entry::Vacant(e) => {
-                let key = (new_owner != 0).then(|| e.key().clone());
-                e.insert(node);
-                (None, key)
-            }
+    }
+
+    /// `restore_node` with the parent's record found (`None`: the node is the root).
+    fn restore_under(&mut self, parent: Option<u32>, path: &str, node: Node) -> u32 {
+        let acl = self.acl_id(node.acl.clone());
+        let new = NewRec {
+            name: child_name(path),
+            data: node.data,
+            acl,
+            czxid: node.czxid,
+            mzxid: node.mzxid,
+            pzxid: node.pzxid,
+            ctime: node.ctime,
+            mtime: node.mtime,
+            version: node.version,
+            cversion: node.cversion,
+            aversion: node.aversion,
+            has_owner: node.ephemeral_owner != 0,
         };
-        if old.is_none() {
-            self.nodes.inserted();
+        let new_len = node.data_len();
+        let (id, added) = match parent {
+            None => (ROOT, false),
+            Some(p) => self.arena.find_or_add(p, &new),
+        };
+        if !added {
+            // Overwrite: undo what the old contents counted.
+            let old = self.node_ref(id);
+            let (old_len, old_owner) = (old.data_len(), old.ephemeral_owner);
+            let old_acl = self.arena.rec(id).acl;
+            self.approximate_data_size -= (path.len() + old_len) as u64;
+            self.unregister_owner(path, old_owner);
+            self.owners.remove(&id);
+            self.arena.overwrite(id, &new);
+            self.acls.release(old_acl);
         }
-        self.approximate_data_size += (path_len + new_len) as u64;
-        if let Some(old) = &old {
-            self.approximate_data_size -= (path_len + old.data_len()) as u64;
+        self.approximate_data_size += (path.len() + new_len) as u64;
+        if node.ephemeral_owner != 0 {
+            self.owners.insert(id, node.ephemeral_owner);
+            self.register_owner(path, node.ephemeral_owner);
         }
-        if let Some(key) = key {
-            if let Some(old) = &old {
-                self.unregister_owner(&key, old.ephemeral_owner);
-            }
-            self.register_owner(&key, new_owner);
+        if let Some(q) = quota_target(path) {
+            self.quota_paths.insert(q.to_owned());
         }
-        if let Some(q) = quota {
-            self.quota_paths.insert(q);
-        }
-        Ok(())
+        id
     }
 
     pub(super) fn register_owner(&mut self, path: &str, owner: i64) {
@@ -162,24 +221,11 @@ impl DataTree {
         }
     }
 
-    /// Every path, parents before children, siblings in name order: the order snapshots are
-    /// written in and dumps are printed in.
-    pub fn nodes_preorder(&self) -> Vec<&str> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack: Vec<&str> = Vec::new();
-        if let Some((root, _)) = self.nodes.get_key_value("/") {
-            stack.push(root);
-        }
-        while let Some(p) = stack.pop() {
-            out.push(p);
-            let node = &self.nodes[p];
-            // Reversed, so the smallest name is popped (and printed) first.
-            for c in node.children.iter().rev() {
-                if let Some((k, _)) = self.nodes.get_key_value(join(p, c).as_str()) {
-                    stack.push(k);
-                }
-            }
-        }
+    /// Every path, parents before children, siblings in name order (see
+    /// `for_each_preorder`).
+    pub fn nodes_preorder(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.arena.len());
+        self.for_each_preorder(|p, _| out.push(p.to_owned()));
         out
     }
 
@@ -188,19 +234,18 @@ impl DataTree {
     /// digest is a fixed function (FNV-1a 64 per node, mixed and summed) so it is equal across
     /// processes, machines and runs.
     pub fn digest(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|(path, n)| mix64(node_hash(path, n)))
-            .fold(0u64, u64::wrapping_add)
+        let mut sum = 0u64;
+        self.for_each_preorder(|path, n| sum = sum.wrapping_add(mix64(node_hash(path, &n))));
+        sum
     }
 }
 
 /// FNV-1a 64 over the fields of one node, each length-prefixed so that field boundaries
 /// cannot shift between nodes.
-fn node_hash(path: &str, n: &Node) -> u64 {
+fn node_hash(path: &str, n: &NodeRef) -> u64 {
     let mut h = Fnv1a64::new();
     h.bytes_prefixed(path.as_bytes());
-    match &n.data {
+    match n.data {
         None => h.bytes(&[0]),
         Some(d) => {
             h.bytes(&[1]);
@@ -319,9 +364,9 @@ mod tests {
     fn copy(t: &DataTree) -> DataTree {
         let mut u = DataTree::new();
         for p in t.nodes_preorder() {
-            let mut n = t.get(p).unwrap().clone();
+            let mut n = t.get(&p).unwrap().to_node();
             n.acl = Arc::from(n.acl.to_vec());
-            u.restore_node(p, n).unwrap();
+            u.restore_node(&p, n).unwrap();
         }
         u
     }
@@ -340,37 +385,68 @@ mod tests {
         assert!(u.quota_paths.contains("/a"));
         for p in t.nodes_preorder() {
             assert_eq!(
-                t.get(p).unwrap().children,
-                u.get(p).unwrap().children,
+                t.get(&p).unwrap().children(),
+                u.get(&p).unwrap().children(),
                 "{p}"
             );
         }
         // ACL lists are shared again after the load.
         assert!(Arc::ptr_eq(
-            &u.get("/a").unwrap().acl,
-            &u.get("/c").unwrap().acl
+            u.get("/a").unwrap().acl,
+            u.get("/c").unwrap().acl
         ));
     }
 
     #[test]
+    fn restorer_places_nodes_in_any_parents_first_order() {
+        let t = sample();
+        let preorder = t.nodes_preorder();
+        // Breadth-first: parents still come first, but the previous node is rarely the
+        // parent or one of its ancestors, so the restorer has to look parents up.
+        let mut bfs = preorder.clone();
+        bfs.sort_by_key(|p| if p == "/" { 0 } else { p.matches('/').count() });
+        for order in [&preorder, &bfs] {
+            let mut u = DataTree::new();
+            let mut r = u.restorer();
+            for p in order.iter() {
+                r.put(p, t.get(p).unwrap().to_node()).unwrap();
+            }
+            let n = t.get("/a").unwrap().to_node();
+            assert_eq!(
+                r.put("/nope/x", n.clone()),
+                Err(RestoreError::NoParent("/nope/x".into()))
+            );
+            assert_eq!(
+                r.put("/a//x", n),
+                Err(RestoreError::BadPath("/a//x".into()))
+            );
+            assert_eq!(u.digest(), t.digest());
+            assert_eq!(u.node_count(), t.node_count());
+            assert_eq!(u.approximate_data_size(), t.approximate_data_size());
+        }
+    }
+
+    #[test]
     fn overwrite_keeps_children_and_fixes_indexes() {
-        let mut u = copy(&sample());
-        let mut n = u.get("/a/e").unwrap().clone();
+        let t = sample();
+        let mut u = copy(&t);
+        let mut n = t.get("/a/e").unwrap().to_node();
         n.ephemeral_owner = 0;
-        n.data = Some(b"longer".to_vec().into());
+        n.data = Some(b"longer");
         let before = u.approximate_data_size();
         u.restore_node("/a/e", n).unwrap();
         assert!(u.ephemerals_of(0x77).is_none());
         assert_eq!(u.approximate_data_size(), before + 6);
-        let a = u.get("/a").unwrap().clone();
+        let a = t.get("/a").unwrap().to_node();
         u.restore_node("/a", a).unwrap();
-        assert_eq!(u.get("/a").unwrap().children.len(), 2);
+        assert_eq!(u.get("/a").unwrap().num_children, 2);
     }
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
+        let t = DataTree::new();
         let mut u = DataTree::new();
-        let n = u.get("/zookeeper").unwrap().clone();
+        let n = t.get("/zookeeper").unwrap().to_node();
         for p in ["", "a", "/a/", "//a", "/a//b"] {
             assert_eq!(
                 u.restore_node(p, n.clone()),
@@ -389,7 +465,7 @@ mod tests {
         let d = t.digest();
         let tweaks: [fn(&mut Node); 9] = [
             |n| n.data = None,
-            |n| n.data = Some(Box::new([])),
+            |n| n.data = Some(&[]),
             |n| n.version += 1,
             |n| n.cversion += 1,
             |n| n.aversion += 1,
@@ -400,7 +476,7 @@ mod tests {
         ];
         for (i, f) in tweaks.iter().enumerate() {
             let mut u = copy(&t);
-            let mut n = u.get("/a").unwrap().clone();
+            let mut n = t.get("/a").unwrap().to_node();
             f(&mut n);
             u.restore_node("/a", n).unwrap();
             assert_ne!(u.digest(), d, "tweak {i}");
@@ -416,7 +492,7 @@ mod tests {
         assert_eq!(order[0], "/");
         for (i, p) in order.iter().enumerate().skip(1) {
             let parent = parent_of(p).unwrap();
-            assert!(order[..i].contains(&parent), "{p}");
+            assert!(order[..i].iter().any(|q| q == parent), "{p}");
         }
     }
 }
