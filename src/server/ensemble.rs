@@ -62,7 +62,7 @@ impl Server {
 
     /// The auth ids prep checks a forwarded request against.
     fn conn_auth(&self, conn: super::ConnId) -> Vec<crate::proto::Id> {
-        self.auth_ids(conn)
+        self.auth_ids(conn).to_vec()
     }
 
     pub(super) fn forward_create_session(

@@ -35,6 +35,7 @@ use crate::zab::Role;
 use session::SessionTracker;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use watch::WatchTable;
 
 /// A connection's id, chosen by the network loop.
@@ -99,7 +100,8 @@ pub struct Conn {
     /// 0 until the handshake completes.
     pub session_id: i64,
     pub timeout_ms: u32,
-    pub auth: Vec<Id>,
+    /// Shared so that each write can hold the ids prep checks without copying them.
+    pub auth: Arc<[Id]>,
     pub established_ms: i64,
     pub stats: ConnStats,
     pub closing: bool,
@@ -290,8 +292,9 @@ impl Server {
     }
 
     /// Takes the request latencies recorded since the last call.
-    pub fn take_latency_samples(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.latency_samples)
+    /// The latencies recorded since the last call (the buffer is kept for the next ones).
+    pub fn take_latency_samples(&mut self) -> std::vec::Drain<'_, u64> {
+        self.latency_samples.drain(..)
     }
 
     /// Txns logged but not yet reported durable.
@@ -348,7 +351,7 @@ impl Server {
                 addr,
                 session_id: 0,
                 timeout_ms: 0,
-                auth: vec![Id::new("ip", &java_host_address(addr))],
+                auth: Arc::from(vec![Id::new("ip", &java_host_address(addr))]),
                 established_ms: now.wall_ms,
                 stats: ConnStats::default(),
                 closing: false,
@@ -1011,11 +1014,10 @@ impl Server {
         }
     }
 
-    fn auth_ids(&self, conn_id: ConnId) -> Vec<Id> {
+    fn auth_ids(&self, conn_id: ConnId) -> Arc<[Id]> {
         self.conns
             .get(&conn_id)
-            .map(|c| c.auth.clone())
-            .unwrap_or_default()
+            .map_or_else(|| Arc::from(Vec::new()), |c| c.auth.clone())
     }
 
     fn auth(&mut self, conn_id: ConnId, xid: i32, scheme: &str, auth: Option<&[u8]>) {
@@ -1040,11 +1042,13 @@ impl Server {
         match new_ids {
             Some(ids) => {
                 if let Some(c) = self.conns.get_mut(&conn_id) {
+                    let mut all = c.auth.to_vec();
                     for i in ids {
-                        if !c.auth.contains(&i) {
-                            c.auth.push(i);
+                        if !all.contains(&i) {
+                            all.push(i);
                         }
                     }
+                    c.auth = all.into();
                 }
                 self.reply(conn_id, xid, 0, Reply::Empty);
             }
@@ -1063,11 +1067,7 @@ impl Server {
         node_acl: &[crate::proto::Acl],
         perm: i32,
     ) -> Result<(), Code> {
-        let ids = self
-            .conns
-            .get(&conn_id)
-            .map(|c| c.auth.as_slice())
-            .unwrap_or(&[]);
+        let ids = self.conns.get(&conn_id).map(|c| &*c.auth).unwrap_or(&[]);
         acl::check(node_acl, perm, ids, self.cfg.skip_acl)
     }
 
@@ -1182,7 +1182,7 @@ impl Server {
             Request::WhoAmI => {
                 let ids = self.auth_ids(conn_id);
                 w.i32(ids.len() as i32);
-                for i in &ids {
+                for i in ids.iter() {
                     let user = match i.scheme.as_str() {
                         "digest" => i.id.split(':').next().unwrap_or(""),
                         "ip" => i.id.as_str(),

@@ -227,7 +227,10 @@ impl<'a> Prep<'a> {
             0
         };
         let parent_cversion = parent.cversion.wrapping_add(1);
-        let interned: Arc<[Acl]> = acl.clone().into();
+        let interned: Arc<[Acl]> = self
+            .tree
+            .shared_acl(&acl)
+            .unwrap_or_else(|| acl.clone().into());
         self.overlay.insert(
             parent_path,
             Some(View {

@@ -220,6 +220,24 @@ impl AclTable {
         id
     }
 
+    /// `acquire` for a list not yet in an `Arc` (a create's): allocates only for a new list.
+    fn acquire_slice(&mut self, acl: &[Acl]) -> u32 {
+        if let Some((a, id)) = &self.last {
+            if **a == *acl {
+                self.users[*id as usize] += 1;
+                return *id;
+            }
+        }
+        match self.ids.get_key_value(acl) {
+            Some((a, &id)) => {
+                self.users[id as usize] += 1;
+                self.last = Some((a.clone(), id));
+                id
+            }
+            None => self.acquire(Arc::from(acl)),
+        }
+    }
+
     fn release(&mut self, id: u32) {
         let u = &mut self.users[id as usize];
         *u -= 1;
@@ -366,6 +384,11 @@ impl DataTree {
         self.approximate_data_size
     }
 
+    /// The shared copy of `acl` if some node uses that list.
+    pub fn shared_acl(&self, acl: &[Acl]) -> Option<AclRef> {
+        self.acls.ids.get_key_value(acl).map(|(a, _)| a.clone())
+    }
+
     /// How many distinct ACL lists the nodes use.
     pub fn acl_count(&self) -> usize {
         self.acls.len()
@@ -431,7 +454,7 @@ impl DataTree {
             } => self.create_node(
                 path,
                 data.as_deref(),
-                acl.clone(),
+                acl,
                 *ephemeral_owner,
                 *parent_cversion,
                 hdr.zxid,
@@ -480,7 +503,7 @@ impl DataTree {
         &mut self,
         path: &str,
         data: Option<&[u8]>,
-        acl: Vec<Acl>,
+        acl: &[Acl],
         ephemeral_owner: i64,
         parent_cversion: i32,
         zxid: i64,
@@ -507,7 +530,7 @@ impl DataTree {
         if name.is_empty() {
             return Err(Code::BadArguments);
         }
-        let acl = self.acl_id(acl.into());
+        let acl = self.acls.acquire_slice(acl);
         let pr = self.arena.rec_mut(parent);
         pr.cversion = parent_cversion;
         pr.pzxid = zxid;

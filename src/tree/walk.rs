@@ -9,7 +9,7 @@
 //! One walk runs at a time: starting another abandons the first.
 
 use super::arena::{NONE, ROOT};
-use super::{join, DataTree, NodeRef};
+use super::{DataTree, NodeRef};
 
 /// The tree's side of a walk.
 #[derive(Debug, Default)]
@@ -86,6 +86,8 @@ impl DataTree {
         } else if cursor.id != w.id {
             return Err(WalkLost);
         }
+        // One buffer for every emitted path; only a path that opens a level is copied.
+        let mut path = String::new();
         while n < budget {
             let Some((parent, next)) = w.stack.last_mut() else {
                 break;
@@ -97,11 +99,16 @@ impl DataTree {
             let id = *next;
             let r = self.arena.rec(id);
             *next = r.next;
-            let path = join(parent, r.name());
+            path.clear();
+            if parent != "/" {
+                path.push_str(parent);
+            }
+            path.push('/');
+            path.push_str(r.name());
             emit(&path, self.node_ref(id));
             n += 1;
             if r.first_child != NONE {
-                w.stack.push((path, r.first_child));
+                w.stack.push((path.clone(), r.first_child));
             }
         }
         if w.stack.is_empty() {
