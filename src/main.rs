@@ -3,3 +3,7 @@
 fn main() {
     std::process::exit(zk::cmd::main());
 }
+
+/// See Cargo.toml for why the allocator is mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
