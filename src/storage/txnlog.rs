@@ -124,6 +124,30 @@ struct Segment {
     _file: File,
 }
 
+impl Segment {
+    /// Drops the whole pages of `[start, end)` from this process's mapping once they are
+    /// synced: they stay in the page cache (and in the file), but no longer count in the
+    /// server's resident size, which would otherwise grow by every byte logged up to the
+    /// segment's size. Reading them again faults them back in. Advice only: a failure leaves
+    /// the pages mapped.
+    fn release_pages(&self, start: usize, end: usize) {
+        let page = PAGE_BYTES as usize;
+        let (from, to) = (start / page * page, end / page * page);
+        if to <= from {
+            return;
+        }
+        // SAFETY: the range is below `end`, which the writer has passed for good (it only
+        // appends, at offsets >= end), and no reference into it is held: the loop writes
+        // through raw pointers at its append offset and readers map the file separately. On
+        // a shared file mapping MADV_DONTNEED only removes page table entries; the synced
+        // data stays in the file and page cache.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+        };
+    }
+}
+
 /// A write-side handle on the txn log. One per server, used from one thread.
 pub struct TxnLog {
     dir: PathBuf,
@@ -423,6 +447,7 @@ impl SyncBatch {
             seg.map
                 .flush_range(*start, end - start)
                 .map_err(|e| with_path(e, "cannot sync", &seg.path))?;
+            seg.release_pages(*start, *end);
         }
         if let Some(dir) = &self.dir {
             sync_dir(dir)?;
