@@ -26,10 +26,10 @@
 
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2
-    exit 2
-}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_NAME=compare
+LOG_CLOCK=0
 
 quick=0
 znodes=""
@@ -57,13 +57,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || usage
 
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ZK_BIN=${ZK_BIN:-$REPO/target/release/zk}
-JAVA=${JAVA:-java}
-JARS=${ZK_JAVA_SHARE:-/usr/share/java}
-APACHE_HEAP=${APACHE_HEAP:-1000m}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 
 if [ "$quick" = 1 ]; then
     DURATION=${BENCH_DURATION:-2}
@@ -86,82 +80,24 @@ fi
 case "$znodes" in '' | *[!0-9]*) echo "compare.sh: --znodes needs a number" >&2 && exit 2 ;; esac
 # How long a server may take to start and load its data before the run gives up.
 START_TIMEOUT_S=${START_TIMEOUT_S:-900}
-# How long a server may take to exit on SIGTERM before it is killed.
-STOP_TIMEOUT_S=30
-
-log() { printf 'compare: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 # --- prerequisites -------------------------------------------------------------------
 
-if [ ! -x "$ZK_BIN" ] || ! "$ZK_BIN" bench --help >/dev/null 2>&1; then
-    log "building zk (cargo build --release)"
-    (cd "$REPO" && cargo build --release >&2)
-fi
-"$ZK_BIN" bench --help >/dev/null 2>&1 || die "$ZK_BIN has no bench subcommand"
-command -v "$JAVA" >/dev/null || die "no java (install the Debian zookeeper package)"
-command -v python3 >/dev/null || die "python3 is needed to write the report"
-APACHE_CP=""
-for j in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
-    [ -f "$JARS/$j" ] || die "missing $JARS/$j (Debian packages zookeeper, libslf4j-java, liblog4j1.2-java)"
-    APACHE_CP="$APACHE_CP${APACHE_CP:+:}$JARS/$j"
-done
+check_prerequisites "to write the report"
+setup_pinning servers "load generator"
 
-pin_server=()
-pin_load=()
-if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ] && [ "$SERVER_CPU" != "$LOAD_CPU" ]; then
-    pin_server=(taskset -c "$SERVER_CPU")
-    pin_load=(taskset -c "$LOAD_CPU")
-    pinning="servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU (taskset)"
-else
-    log "warning: not pinning (needs taskset and two CPUs); numbers will be noisier"
-    pinning="not pinned (taskset or a second CPU missing)"
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/zk-compare.XXXXXX")
-RES=$WORK/results
-mkdir -p "$RES"
+make_work zk-compare
 declare -A PID=() PORT=() DIR=()
 
-stop_server() { # name
-    local name=$1 pid=${PID[$1]:-}
-    [ -n "$pid" ] || return 0
-    PID[$name]=""
-    kill -TERM "$pid" 2>/dev/null || return 0
-    local i
-    for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not exit on SIGTERM; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-finish() {
-    local rc=$?
+stop_servers() {
     stop_server apache
     stop_server zk
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        log "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
 }
-trap finish EXIT
-trap 'exit 130' INT TERM
+set_cleanup_traps stop_servers restore-stdio
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-
-now_ns() { date +%s%N; }
 
 # Sends a four-letter word to 127.0.0.1:PORT and prints the answer (empty if refused).
 fourlw() { # port word
@@ -181,21 +117,6 @@ rss_kib() { # pid
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
-write_cfg() { # name
-    local name=$1
-    cat >"${DIR[$name]}/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=${DIR[$name]}/data
-clientPort=${PORT[$name]}
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-snapCount=100000
-4lw.commands.whitelist=*
-admin.enableServer=false
-EOF
-}
-
 # Starts a server on its existing directory and waits until `srvr` answers with at least
 # MIN_NODES znodes loaded; sets START_SECS to the seconds from launch to that answer. (Not
 # run in $(...): the server must be a child of this shell, so stop_server can wait for it.)
@@ -203,19 +124,10 @@ start_server() { # name min_nodes
     local name=$1 min=${2:-0} t0
     local dir=${DIR[$name]}
     t0=$(now_ns)
-    if [ "$name" = apache ]; then
-        "${pin_server[@]}" "$JAVA" "-Xmx$APACHE_HEAP" \
-            "-Dlog4j.configuration=file:$dir/log4j.properties" \
-            -Dzookeeper.jmx.log4j.disable=true \
-            -cp "$APACHE_CP" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
-            >>"$dir/server.out" 2>&1 </dev/null &
-    else
-        "${pin_server[@]}" "$ZK_BIN" server --config "$dir/zoo.cfg" \
-            >>"$dir/server.out" 2>&1 </dev/null &
-    fi
+    launch_server "$name" "$dir" org.apache.zookeeper.server.ZooKeeperServerMain
     PID[$name]=$!
     if ! START_SECS=$(wait_ready "${PID[$name]}" "${PORT[$name]}" "$min" "$t0"); then
-        tail -n 30 "$dir/server.out" "$dir/zookeeper.log" 2>/dev/null >&2 || true
+        show_server_log "$dir" 30
         kill -KILL "${PID[$name]}" 2>/dev/null || true
         PID[$name]=""
         die "$name did not start with $min znodes"
@@ -273,22 +185,8 @@ setup_server() { # name
     DIR[$name]=$WORK/$name
     mkdir -p "${DIR[$name]}/data"
     PORT[$name]=$(free_port)
-    write_cfg "$name"
-    cat >"${DIR[$name]}/log4j.properties" <<EOF
-log4j.rootLogger=INFO, F
-log4j.appender.F=org.apache.log4j.FileAppender
-log4j.appender.F.File=${DIR[$name]}/zookeeper.log
-log4j.appender.F.layout=org.apache.log4j.PatternLayout
-log4j.appender.F.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n
-EOF
-}
-
-bench() { # name workload [extra args...]
-    local name=$1 w=$2
-    shift 2
-    "${pin_load[@]}" "$ZK_BIN" bench --server "127.0.0.1:${PORT[$name]}" --workload "$w" \
-        --clients "$CLIENTS" --inflight "$INFLIGHT" --duration "$DURATION" --warmup "$WARMUP" \
-        --size 100 --keys "$KEYS" --json "$@"
+    zoo_cfg "${DIR[$name]}/data" "${PORT[$name]}" >"${DIR[$name]}/zoo.cfg"
+    write_log4j "${DIR[$name]}"
 }
 
 # --- throughput and latency ----------------------------------------------------------
@@ -306,7 +204,7 @@ for w in $WORKLOADS; do
     [ "$w" = mixed ] && extra=(--ratio 9)
     for name in apache zk; do
         log "$w against $name"
-        bench "$name" "$w" "${extra[@]}" >"$RES/$name-$w.json" 2>"$RES/$name-$w.err" ||
+        bench "127.0.0.1:${PORT[$name]}" "$w" "${extra[@]}" >"$RES/$name-$w.json" 2>"$RES/$name-$w.err" ||
             die "zk bench $w against $name failed: $(cat "$RES/$name-$w.err")"
     done
 done
@@ -360,16 +258,12 @@ elapsed_s=$((($(now_ns) - started) / 1000000000))
 
 # --- the report ----------------------------------------------------------------------
 
-cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-java_version=$("$JAVA" -version 2>&1 | head -n 1)
-fs=$(df -T "$WORK" | awk 'NR == 2 {print $2 " (" $1 ")"}')
+export_machine_info
 rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git -C "$REPO" diff --quiet HEAD 2>/dev/null; then rev="$rev+local changes"; fi
 
 export RES WORKLOADS DURATION WARMUP CLIENTS INFLIGHT KEYS APACHE_HEAP znodes quick elapsed_s
-export cpu java_version fs rev pinning apache_version
-export zk_version=$("$ZK_BIN" --version)
-export kernel=$(uname -sr) ncpu=$(nproc --all) date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
+export rev pinning apache_version
 if [ "$quick" = 1 ]; then
     export cmdline="tests/bench/compare.sh --quick --znodes $znodes RESULT.md"
 else
@@ -513,6 +407,4 @@ p("  which it writes in the background, then restarts.")
 p(f"- Snapshot files in the data directory at the end: Apache {ma['snapshot_files']}, zk {mz['snapshot_files']}.")
 PY
 
-cat "$WORK/report.md"
-cp "$WORK/report.md" "$out"
-log "report written to $out"
+publish_report "$out"

@@ -40,10 +40,10 @@
 
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2
-    exit 2
-}
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_NAME=compare-ensemble
+LOG_CLOCK=1
 
 quick=0
 reps=""
@@ -78,13 +78,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || usage
 
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ZK_BIN=${ZK_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/zk}
-JAVA=${JAVA:-java}
-JARS=${ZK_JAVA_SHARE:-/usr/share/java}
-APACHE_HEAP=${APACHE_HEAP:-1000m}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 
 if [ "$quick" = 1 ]; then
     DURATION=${BENCH_DURATION:-2}
@@ -110,47 +104,16 @@ case "$rounds" in '' | 0 | *[!0-9]*) echo "compare_ensemble.sh: --rounds needs a
 START_TIMEOUT_S=${START_TIMEOUT_S:-180}
 # How long the writer may stay without a successful write after a kill before the run gives up.
 FAILOVER_TIMEOUT_S=${FAILOVER_TIMEOUT_S:-120}
-# How long a server may take to exit on SIGTERM before it is killed.
-STOP_TIMEOUT_S=30
 # The failover writer's session timeout and read timeout (the Java client's: 2/3 of it).
 WRITER_SESSION_MS=30000
 N=3
 
-log() { printf 'compare-ensemble: %(%T)T %s\n' -1 "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
 # --- prerequisites -------------------------------------------------------------------
 
-if [ ! -x "$ZK_BIN" ] || ! "$ZK_BIN" bench --help >/dev/null 2>&1; then
-    log "building zk (cargo build --release)"
-    (cd "$REPO" && cargo build --release >&2)
-fi
-"$ZK_BIN" bench --help >/dev/null 2>&1 || die "$ZK_BIN has no bench subcommand"
-command -v "$JAVA" >/dev/null || die "no java (install the Debian zookeeper package)"
-command -v python3 >/dev/null || die "python3 is needed for the failover writer and the report"
-APACHE_CP=""
-for j in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
-    [ -f "$JARS/$j" ] || die "missing $JARS/$j (Debian packages zookeeper, libslf4j-java, liblog4j1.2-java)"
-    APACHE_CP="$APACHE_CP${APACHE_CP:+:}$JARS/$j"
-done
+check_prerequisites "for the failover writer and the report"
+setup_pinning "all three servers" "load generator and failover writer"
 
-pin_server=()
-pin_load=()
-if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ] && [ "$SERVER_CPU" != "$LOAD_CPU" ]; then
-    pin_server=(taskset -c "$SERVER_CPU")
-    pin_load=(taskset -c "$LOAD_CPU")
-    pinning="all three servers on CPU $SERVER_CPU, load generator and failover writer on CPU $LOAD_CPU (taskset)"
-else
-    log "warning: not pinning (needs taskset and two CPUs); numbers will be noisier"
-    pinning="not pinned (taskset or a second CPU missing)"
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/zk-compare-ensemble.XXXXXX")
-RES=$WORK/results
-mkdir -p "$RES"
+make_work zk-compare-ensemble
 HELPER=$WORK/helper.py
 
 # PID[name.sid], CPORT[name.sid], DIR[name.sid]; WRITER_PID for the failover writer.
@@ -542,66 +505,26 @@ PY
 
 # --- process management ----------------------------------------------------------------
 
-stop_pid() { # pid label [signal]
-    local pid=$1 label=$2 sig=${3:-TERM}
-    [ -n "$pid" ] || return 0
-    kill -"$sig" "$pid" 2>/dev/null || {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    local i
-    for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$label did not exit on SIG$sig; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 stop_writer() {
     local pid=$WRITER_PID
     WRITER_PID=""
     stop_pid "$pid" "the failover writer"
 }
 
-stop_server() { # name sid
-    local key=$1.$2 pid=${PID[$1.$2]:-}
-    PID[$key]=""
-    stop_pid "$pid" "$1 server.$2"
-}
-
 stop_ensemble() { # name
     local sid
-    for ((sid = 1; sid <= N; sid++)); do stop_server "$1" "$sid"; done
+    for ((sid = 1; sid <= N; sid++)); do stop_server "$1.$sid" "$1 server.$sid"; done
 }
 
-# The terminal's stdout and stderr, for finish: a trap that fires during a command with
-# redirections (a bench run writing its JSON to a file) runs with those redirections.
-exec {TTY_OUT}>&1 {TTY_ERR}>&2
-
-finish() {
-    local rc=$?
-    trap - INT TERM
-    exec 1>&"$TTY_OUT" 2>&"$TTY_ERR"
+# Everything still running, for finish: the writer, then every server.
+stop_everything() {
     stop_writer
     local key
     for key in "${!PID[@]}"; do
-        [ -n "${PID[$key]}" ] && stop_pid "${PID[$key]}" "$key"
+        if [ -n "${PID[$key]}" ]; then stop_pid "${PID[$key]}" "$key"; fi
     done
-    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
-        log "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
 }
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
+set_cleanup_traps stop_everything restore-stdio
 
 fourlw_mode() { # port
     python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import helper; print(helper.mode(int(sys.argv[2])))' \
@@ -625,47 +548,19 @@ setup_ensemble() { # name
     for ((sid = 1; sid <= N; sid++)); do
         local key=$name.$sid o
         {
-            cat <<EOF
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=${DIR[$key]}/data
-clientPort=${CPORT[$key]}
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-snapCount=100000
-4lw.commands.whitelist=*
-admin.enableServer=false
-EOF
+            zoo_cfg "${DIR[$key]}/data" "${CPORT[$key]}" initLimit=10 syncLimit=5
             for ((o = 1; o <= N; o++)); do
                 echo "server.$o=127.0.0.1:${QPORT[$name.$o]}:${EPORT[$name.$o]}"
             done
         } >"${DIR[$key]}/zoo.cfg"
-        cat >"${DIR[$key]}/log4j.properties" <<EOF
-log4j.rootLogger=INFO, F
-log4j.appender.F=org.apache.log4j.FileAppender
-log4j.appender.F.File=${DIR[$key]}/zookeeper.log
-log4j.appender.F.layout=org.apache.log4j.PatternLayout
-log4j.appender.F.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n
-EOF
+        write_log4j "${DIR[$key]}"
     done
 }
 
 # Starts one server in the background (a child of this shell, so it can be waited for).
 start_server() { # name sid
-    local name=$1 sid=$2 key=$1.$2
-    local dir=${DIR[$key]}
-    if [ "$name" = apache ]; then
-        "${pin_server[@]}" "$JAVA" "-Xmx$APACHE_HEAP" \
-            "-Dlog4j.configuration=file:$dir/log4j.properties" \
-            -Dzookeeper.jmx.log4j.disable=true \
-            -cp "$APACHE_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-            >>"$dir/server.out" 2>&1 </dev/null &
-    else
-        "${pin_server[@]}" "$ZK_BIN" server --config "$dir/zoo.cfg" \
-            >>"$dir/server.out" 2>&1 </dev/null &
-    fi
+    local name=$1 key=$1.$2
+    launch_server "$name" "${DIR[$key]}" org.apache.zookeeper.server.quorum.QuorumPeerMain
     PID[$key]=$!
 }
 
@@ -684,7 +579,7 @@ servers_csv() { # name
 show_logs() { # name
     local sid
     for ((sid = 1; sid <= N; sid++)); do
-        tail -n 20 "${DIR[$1.$sid]}/server.out" "${DIR[$1.$sid]}/zookeeper.log" 2>/dev/null >&2 || true
+        show_server_log "${DIR[$1.$sid]}" 20
     done
 }
 
@@ -697,14 +592,6 @@ wait_ensemble() { # name
         die "the $1 ensemble did not settle (one leader, two followers) within $START_TIMEOUT_S s"
     fi
     read -r LEADER WAITED <<<"$r"
-}
-
-bench() { # name workload [extra args...]
-    local name=$1 w=$2
-    shift 2
-    "${pin_load[@]}" "$ZK_BIN" bench --server "$(servers_csv "$name")" --workload "$w" \
-        --clients "$CLIENTS" --inflight "$INFLIGHT" --duration "$DURATION" --warmup "$WARMUP" \
-        --size 100 --keys "$KEYS" --json "$@"
 }
 
 # Waits until the writer's log shows a success sent after T_NS; 0 if one came in time.
@@ -740,7 +627,7 @@ print(m.group(1) if m else "")' "$WORK" "${CPORT[apache.1]}")
         extra=()
         [ "$w" = mixed ] && extra=(--ratio 9)
         log "$w against the $name ensemble"
-        bench "$name" "$w" "${extra[@]}" >"$RES/$name-$w.r$round.json" 2>"$RES/$name-$w.r$round.err" ||
+        bench "$(servers_csv "$name")" "$w" "${extra[@]}" >"$RES/$name-$w.r$round.json" 2>"$RES/$name-$w.r$round.err" ||
             die "zk bench $w against $name failed: $(cat "$RES/$name-$w.r$round.err")"
     done
 
@@ -817,18 +704,12 @@ elapsed_s=$((($(now_ns) - started) / 1000000000))
 
 # --- the report ------------------------------------------------------------------------
 
-cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-java_version=$("$JAVA" -version 2>&1 | head -n 1)
-fs=$(df -T "$WORK" | awk 'NR == 2 {print $2 " (" $1 ")"}')
+export_machine_info
 
 export RES WORKLOADS DURATION WARMUP CLIENTS INFLIGHT KEYS APACHE_HEAP quick elapsed_s rounds
-export cpu java_version fs rev pinning apache_version apache_leader zk_leader WRITER_SESSION_MS
-export zk_version=$("$ZK_BIN" --version)
-export kernel=$(uname -sr) ncpu=$(nproc --all) date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
+export rev pinning apache_version apache_leader zk_leader WRITER_SESSION_MS
 export cmdline="tests/bench/compare_ensemble.sh$([ "$quick" = 1 ] && echo " --quick") --reps $reps --rounds $rounds RESULT.md"
 export bench_cmd="zk bench --server A,B,C --workload W --clients $CLIENTS --inflight $INFLIGHT --duration $DURATION --warmup $WARMUP --size 100 --keys $KEYS --json"
 
 python3 "$HELPER" report >"$WORK/report.md"
-cat "$WORK/report.md"
-cp "$WORK/report.md" "$out"
-log "report written to $out"
+publish_report "$out"
