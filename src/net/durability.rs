@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Nodes serialized per loop turn while a snapshot is in progress.
 const SNAPSHOT_NODES_PER_TURN: usize = 4096;
+/// A chunk buffer's starting size: a turn's nodes at ~150 bytes each, so that it rarely
+/// grows (buffers are reused, and keep what they grew to).
+const SNAPSHOT_CHUNK_CAPACITY: usize = SNAPSHOT_NODES_PER_TURN * 160;
 /// Serialized chunks that may wait for the snapshot thread (bounds the memory a snapshot
 /// holds beyond the tree itself).
 const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 8;
@@ -49,6 +52,9 @@ struct SnapshotJob {
     zxid: i64,
     cursor: WalkCursor,
     tx: SyncSender<SnapMsg>,
+    /// Chunk buffers the writer thread has written and hands back for reuse: a fresh
+    /// buffer every turn meant fresh pages (zeroed by the kernel) and regrowth copies.
+    spare: Receiver<Vec<u8>>,
     /// A chunk built but not yet accepted by the full queue.
     held: Option<(Vec<u8>, u64)>,
     started: Instant,
@@ -259,6 +265,7 @@ impl Durability {
         self.log.borrow_mut().roll();
         self.last_snapshot_zxid = zxid;
         let (tx, rx) = mpsc::sync_channel::<SnapMsg>(SNAPSHOT_CHUNKS_QUEUED_MAX);
+        let (spare_tx, spare) = mpsc::sync_channel::<Vec<u8>>(SNAPSHOT_CHUNKS_QUEUED_MAX + 2);
         let dir = self.data_dir.clone();
         let log_dir = self.log_dir.clone();
         let done = self.snap_done_tx.clone();
@@ -267,7 +274,7 @@ impl Durability {
         let spawned = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
-                let r = write_snapshot(&dir, zxid, rx);
+                let r = write_snapshot(&dir, zxid, rx, spare_tx);
                 if r.is_ok() && purge {
                     purge_now(&dir, &log_dir, retain);
                 }
@@ -283,6 +290,7 @@ impl Durability {
             zxid,
             cursor: WalkCursor::new(),
             tx,
+            spare,
             held: None,
             started: Instant::now(),
         });
@@ -329,7 +337,10 @@ impl Durability {
                 self.snapshot = None;
                 return;
             }
-            let mut buf = Vec::with_capacity(256 * 1024);
+            let mut buf = job
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(SNAPSHOT_CHUNK_CAPACITY));
             let step =
                 server
                     .tree
@@ -399,11 +410,21 @@ fn purge_now(dir: &std::path::Path, log_dir: &std::path::Path, retain: usize) {
     }
 }
 
-fn write_snapshot(dir: &std::path::Path, zxid: i64, rx: Receiver<SnapMsg>) -> io::Result<PathBuf> {
+fn write_snapshot(
+    dir: &std::path::Path,
+    zxid: i64,
+    rx: Receiver<SnapMsg>,
+    spare: SyncSender<Vec<u8>>,
+) -> io::Result<PathBuf> {
     let mut w = SnapshotWriter::create(dir, zxid)?;
     for msg in rx {
         match msg {
-            SnapMsg::Chunk(bytes, n) => w.write_chunk(&bytes, n)?,
+            SnapMsg::Chunk(mut bytes, n) => {
+                w.write_chunk(&bytes, n)?;
+                bytes.clear();
+                // Back to the loop for the next chunk; dropped if it has enough.
+                let _ = spare.try_send(bytes);
+            }
             SnapMsg::Finish(sessions) => return w.finish(&sessions),
         }
     }
