@@ -211,16 +211,32 @@ done
 
 # --- memory and restart with N znodes ------------------------------------------------
 
-for name in apache zk; do
-    log "loading $znodes znodes of 100 bytes into $name"
+# Loads $znodes znodes of 100 bytes into NAME and waits for background work (Apache's
+# periodic snapshot, GC) to settle; sets TOTAL to the node count and RSS to VmRSS in KiB.
+load_znodes() { # name label
+    local name=$1
+    log "loading $znodes znodes of 100 bytes into $name ($2)"
     "${pin_load[@]}" "$ZK_BIN" bench --server "127.0.0.1:${PORT[$name]}" --workload get \
         --clients 8 --keys "$znodes" --size 100 --duration 1 --warmup 0 --keep \
         --root /zk-bench-memory --json >"$RES/$name-load.json" 2>"$RES/$name-load.err" ||
         die "loading $name failed: $(cat "$RES/$name-load.err")"
-    total=$(node_count "${PORT[$name]}")
-    # Let background work (Apache's periodic snapshot, GC) settle before reading the size.
+    TOTAL=$(node_count "${PORT[$name]}")
     sleep 3
-    rss_loaded=$(rss_kib "${PID[$name]}")
+    RSS=$(rss_kib "${PID[$name]}")
+}
+
+for name in apache zk; do
+    # First into the process that ran every workload above: what it holds after that history.
+    load_znodes "$name" "the process that ran the workloads"
+    rss_worked=$RSS
+    # Then into a fresh process on an empty data directory: the size of the znodes alone.
+    stop_server "$name"
+    rm -rf "${DIR[$name]}/data"
+    mkdir -p "${DIR[$name]}/data"
+    start_server "$name" 0
+    load_znodes "$name" "a fresh process"
+    total=$TOTAL
+    rss_loaded=$RSS
 
     stop_server "$name"
     log "restarting $name with its data as the load left it"
@@ -246,6 +262,7 @@ for name in apache zk; do
     cat >"$RES/$name-memory.env" <<EOF
 total_znodes=$total
 rss_loaded_kib=$rss_loaded
+rss_worked_kib=$rss_worked
 rss_restarted_kib=$rss_restarted
 restart_as_left_s=$t_as_left
 restart_snapshot_s=$t_snap
@@ -385,15 +402,19 @@ def row(label, av, zv, places=1):
 row("znodes in the tree (srvr Node count)", int(ma["total_znodes"]), int(mz["total_znodes"]), 0)
 def per_s(d):
     return d["populated"] / d["populate_s"] if d["populate_s"] else None
-row("load: creates per second", per_s(la), per_s(lz), 0)
-row("resident size after the load, MiB (VmRSS)", mib(ma["rss_loaded_kib"]), mib(mz["rss_loaded_kib"]))
+row("load into a fresh server: creates per second", per_s(la), per_s(lz), 0)
+row("resident size after the load, fresh server, MiB (VmRSS)", mib(ma["rss_loaded_kib"]), mib(mz["rss_loaded_kib"]))
+row("resident size after the workloads above and the load, same process, MiB", mib(ma["rss_worked_kib"]), mib(mz["rss_worked_kib"]))
 row("resident size after a restart, MiB (VmRSS)", mib(ma["rss_restarted_kib"]), mib(mz["rss_restarted_kib"]))
 row("restart with the data as the load left it, s", float(ma["restart_as_left_s"]), float(mz["restart_as_left_s"]), 3)
 row("restart from a snapshot holding every znode, s", float(ma["restart_snapshot_s"]), float(mz["restart_snapshot_s"]), 3)
 row("disk used by the data directory after the restarts, MiB (du)", mib(ma["data_dir_kib"]), mib(mz["data_dir_kib"]))
 p()
 p("- Resident size is VmRSS from /proc/<pid>/status, read 3 s after the load finished (and 3 s after")
-p(f"  the second restart). Apache's is the JVM's whole footprint with -Xmx{env['APACHE_HEAP']}; the JVM does")
+p("  the second restart). The znodes are loaded twice per server: into the process that ran every")
+p("  workload above (whose creates leave nothing behind: every run deletes its znodes), then, after")
+p("  stopping it and emptying its data directory, into a fresh process; the rows after that use")
+p(f"  the fresh one's data. Apache's is the JVM's whole footprint with -Xmx{env['APACHE_HEAP']}; the JVM does")
 p("  not hand collected heap back at once, so its number depends on the heap settings.")
 p("- Restart time runs from launching the process to the first `srvr` answer that reports all the")
 p("  znodes (polled every 10 ms over a fresh connection), JVM start-up included for Apache, whose")
