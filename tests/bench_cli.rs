@@ -234,7 +234,9 @@ fn ctrl_c_stops_early_and_still_cleans_up() {
         assert!(Instant::now() < deadline, "the run never created its root");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Long enough that the measured window clears assert_sane_row's 0.3 s floor: the root
+    // appears as the run starts measuring, and 300 ms once gave exactly "0.3 s".
+    std::thread::sleep(Duration::from_millis(600));
     // SAFETY: kill(2) on the pid of a child we spawned and have not waited for.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(rc, 0);
