@@ -24,7 +24,7 @@ const INDEX_SHARDS: usize = 64;
 /// `Rec::bits`: the data is null (not just empty).
 const NULL_DATA: u32 = 1 << 31;
 /// `Rec::bits`: the node has a non-zero ephemeralOwner, kept in the tree's side table.
-pub const HAS_OWNER: u32 = 1 << 30;
+const HAS_OWNER: u32 = 1 << 30;
 /// `Rec::bits`: the record is free.
 const FREE: u32 = 1 << 29;
 /// `Rec::bits`: the name's length.
@@ -114,18 +114,6 @@ impl Rec {
 
     pub fn has_owner(&self) -> bool {
         self.bits & HAS_OWNER != 0
-    }
-
-    pub fn set_has_owner(&mut self, yes: bool) {
-        if yes {
-            self.bits |= HAS_OWNER;
-        } else {
-            self.bits &= !HAS_OWNER;
-        }
-    }
-
-    fn is_free(&self) -> bool {
-        self.bits & FREE != 0
     }
 
     fn new(r: &NewRec, parent: u32) -> Rec {
@@ -227,15 +215,6 @@ impl Arena {
 
     pub fn rec_mut(&mut self, id: u32) -> &mut Rec {
         &mut self.chunks[(id >> CHUNK_BITS) as usize][id as usize & (CHUNK - 1)]
-    }
-
-    /// Whether `id` names a live record (for ids kept across changes).
-    pub fn is_live(&self, id: u32) -> bool {
-        let (c, i) = ((id >> CHUNK_BITS) as usize, id as usize & (CHUNK - 1));
-        self.chunks
-            .get(c)
-            .and_then(|ch| ch.get(i))
-            .is_some_and(|r| !r.is_free())
     }
 
     fn alloc(&mut self, rec: Rec) -> u32 {
@@ -371,16 +350,6 @@ impl Arena {
         }
     }
 
-    /// Every live record (unordered).
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Rec)> + '_ {
-        self.chunks.iter().enumerate().flat_map(|(c, ch)| {
-            ch.iter()
-                .enumerate()
-                .filter(|(_, r)| !r.is_free())
-                .map(move |(i, r)| (((c << CHUNK_BITS) | i) as u32, r))
-        })
-    }
-
     /// Index-table entries (for the memory figures in tests).
     #[cfg(test)]
     pub fn index_len(&self) -> usize {
@@ -468,7 +437,6 @@ mod tests {
         let old = a.remove(y);
         assert_eq!(old.name(), "y");
         assert_eq!(a.resolve("/x/y"), None);
-        assert!(!a.is_live(y));
         assert_eq!(a.children(x).collect::<Vec<_>>(), vec![z]);
         let w = a.add_child(ROOT, &new("w"));
         assert_eq!(w, y, "a freed record is reused");
@@ -491,7 +459,7 @@ mod tests {
         }
         assert_eq!(a.rec(ROOT).num_children as usize, ids.len() / 2);
         assert_eq!(a.children(ROOT).count(), ids.len() / 2);
-        assert_eq!(a.iter().count(), ids.len() / 2 + 1);
+        assert_eq!(a.len(), ids.len() / 2 + 1);
     }
 
     #[test]

@@ -254,10 +254,6 @@ impl AclTable {
     fn get(&self, id: u32) -> &AclRef {
         &self.lists[id as usize]
     }
-
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
 }
 
 pub struct DataTree {
@@ -318,12 +314,12 @@ impl DataTree {
             walk: Default::default(),
         };
         let acl = t.acl_id(open_acl_unsafe().into());
-        t.add("/", special("zookeeper", acl));
+        t.add_special("/", special("zookeeper", acl));
         let acl = t.acl_id(open_acl_unsafe().into());
-        t.add(ZOOKEEPER_PATH, special("quota", acl));
+        t.add_special(ZOOKEEPER_PATH, special("quota", acl));
         let mut config = special("config", t.acl_id(read_acl_unsafe().into()));
         config.aversion = -1;
-        t.add(ZOOKEEPER_PATH, config);
+        t.add_special(ZOOKEEPER_PATH, config);
         t
     }
 
@@ -332,17 +328,13 @@ impl DataTree {
         self.acls.acquire(acl)
     }
 
-    /// Adds a child under the existing node at `parent_path`, counting its size; the caller
-    /// has taken the ACL user in `new.acl` and registers the owner.
-    fn add(&mut self, parent_path: &str, new: NewRec) -> u32 {
+    /// Adds one of the nodes a fresh tree starts with under the existing node at
+    /// `parent_path`, counting its size; the caller has taken the ACL user in `new.acl`.
+    fn add_special(&mut self, parent_path: &str, new: NewRec) {
         let parent = self.arena.resolve(parent_path).expect("parent exists");
-        let path_len = if parent == ROOT {
-            1 + new.name.len()
-        } else {
-            parent_path.len() + 1 + new.name.len()
-        };
+        let path_len = if parent == ROOT { 0 } else { parent_path.len() } + 1 + new.name.len();
         self.approximate_data_size += (path_len + new.data.map_or(0, |d| d.len())) as u64;
-        self.arena.add_child(parent, &new)
+        self.arena.add_child(parent, &new);
     }
 
     fn node_ref(&self, id: u32) -> NodeRef<'_> {
@@ -387,11 +379,6 @@ impl DataTree {
     /// The shared copy of `acl` if some node uses that list.
     pub fn shared_acl(&self, acl: &[Acl]) -> Option<AclRef> {
         self.acls.ids.get_key_value(acl).map(|(a, _)| a.clone())
-    }
-
-    /// How many distinct ACL lists the nodes use.
-    pub fn acl_count(&self) -> usize {
-        self.acls.len()
     }
 
     pub fn ephemerals_of(&self, session_id: i64) -> Option<&BTreeSet<String>> {
@@ -511,47 +498,43 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, Code> {
         let parent_path = parent_of(path).ok_or(Code::BadArguments)?;
-        let parent = self.arena.resolve(parent_path);
         let name = child_name(path);
-        if let Some(p) = parent {
-            if self.arena.find(p, name).is_some() {
-                // Only replay over a fuzzy snapshot gets here (prep rejects such a create):
-                // the snapshot caught the node, but maybe not its parent's counters, which the
-                // txn carries absolutely (as Apache's DataTree.setCversionPzxid does).
-                let pr = self.arena.rec_mut(p);
-                if parent_cversion > pr.cversion {
-                    pr.cversion = parent_cversion;
-                    pr.pzxid = zxid;
-                }
-                return Err(Code::NodeExists);
-            }
-        }
-        let parent = parent.ok_or(Code::NoNode)?;
+        let parent = self.arena.resolve(parent_path).ok_or(Code::NoNode)?;
         if name.is_empty() {
             return Err(Code::BadArguments);
         }
         let acl = self.acls.acquire_slice(acl);
+        let new = NewRec {
+            name,
+            data,
+            acl,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            has_owner: ephemeral_owner != 0,
+        };
+        let (id, added) = self.arena.find_or_add(parent, &new);
         let pr = self.arena.rec_mut(parent);
+        if !added {
+            // Only replay over a fuzzy snapshot gets here (prep rejects such a create): the
+            // snapshot caught the node, but maybe not its parent's counters, which the txn
+            // carries absolutely (as Apache's DataTree.setCversionPzxid does).
+            if parent_cversion > pr.cversion {
+                pr.cversion = parent_cversion;
+                pr.pzxid = zxid;
+            }
+            self.acls.release(acl);
+            return Err(Code::NodeExists);
+        }
         pr.cversion = parent_cversion;
         pr.pzxid = zxid;
         let parent_acl = pr.acl;
-        let id = self.add(
-            parent_path,
-            NewRec {
-                name,
-                data,
-                acl,
-                czxid: zxid,
-                mzxid: zxid,
-                pzxid: zxid,
-                ctime: time_ms,
-                mtime: time_ms,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                has_owner: ephemeral_owner != 0,
-            },
-        );
+        self.approximate_data_size += (path.len() + data.map_or(0, |d| d.len())) as u64;
         if ephemeral_owner != 0 {
             self.owners.insert(id, ephemeral_owner);
         }
